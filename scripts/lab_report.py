@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Print what the lab deployed: one row per lab container, read from the containers themselves.
+
+The lab runs the Ollama stand-in (tests/ollama_standin), never real Ollama: the versions and
+models it reports come from that test double, and the report says so.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+SERVICES = ("ollama", "haproxy", "keepalived")
+
+
+def inventory() -> dict:
+    out = subprocess.run(
+        [".venv/bin/ansible-inventory", "-i", "inventories/lab", "--list"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return json.loads(out)
+
+
+def in_container(name: str, script: str) -> str:
+    res = subprocess.run(["docker", "exec", name, "sh", "-c", script], capture_output=True, text=True)
+    return res.stdout.strip() if res.returncode == 0 else ""
+
+
+def ollama_api(name: str, address: str, path: str) -> dict | None:
+    for base in (f"http://{address}:11434", "http://127.0.0.1:11434"):
+        body = in_container(name, f"curl -fsS --max-time 3 {base}{path}")
+        if body:
+            return json.loads(body)
+    return None
+
+
+def main() -> int:
+    inv = inventory()
+    groups = {g: set(v.get("hosts", [])) for g, v in inv.items() if g != "_meta"}
+    rows = []
+    for name, hv in sorted(inv["_meta"]["hostvars"].items()):
+        os_name = in_container(name, ". /etc/os-release && echo $PRETTY_NAME") or "unreachable"
+        states = []
+        for svc in SERVICES:
+            state = in_container(name, f"systemctl is-active {svc} 2>/dev/null || true")
+            if state and state != "inactive":
+                states.append(f"{svc}={state}")
+        version = ollama_api(name, hv["lab_address"], "/api/version")
+        tags = ollama_api(name, hv["lab_address"], "/api/tags") if version else None
+        models = ", ".join(f"{m['name']}@{m['digest'][:12]}" for m in (tags or {}).get("models", []))
+        rows.append((
+            name,
+            ",".join(sorted(g for g, hosts in groups.items() if name in hosts)),
+            hv["lab_address"],
+            os_name,
+            " ".join(states) or "-",
+            version["version"] if version else "-",
+            models or "-",
+        ))
+    header = ("host", "groups", "address", "os", "services", "ollama", "models")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    print("\nollama-fleet lab (Docker network ollama-fleet-lab)")
+    for r in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+    if any(r[5] != "-" for r in rows):
+        print("\nNote: the lab's Ollama is the stand-in test double from tests/ollama_standin, not real Ollama;"
+              " its versions, models and answers are synthetic.")
+    return 0 if all(r[3] != "unreachable" for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
