@@ -29,7 +29,7 @@ build_one() {
     return 0
   fi
   command -v debootstrap >/dev/null || {
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
   }
   root=$(mktemp -d "/var/tmp/ollama-fleet-$name.XXXXXX")
   trap 'rm -rf "$root"' RETURN
