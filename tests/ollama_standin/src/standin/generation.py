@@ -1,0 +1,64 @@
+"""Deterministic fake generation.  No inference happens: the text says so."""
+
+import hashlib
+from typing import Any, Dict, List
+
+_WORDS = (
+    "alpha bravo charlie delta echo foxtrot golf hotel india juliett kilo lima mike "
+    "november oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu"
+).split()
+
+
+def short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+
+
+def count_tokens(text: str) -> int:
+    """A stand-in 'tokenizer': whitespace words plus one per 4 characters of long words."""
+    return sum(1 + len(word) // 8 for word in text.split())
+
+
+def tokens(model: str, prompt: str, system: str, options: Dict[str, Any]) -> List[str]:
+    """The full deterministic token sequence for a request, before num_predict/stop."""
+    seed = "%s\0%s\0%s\0%s" % (model, system, prompt, options.get("seed", ""))
+    digest = hashlib.sha256(seed.encode("utf-8")).digest()
+    header = [
+        "[ollama ",
+        "stand-in] ",
+        "model=%s " % model,
+        "system=%s " % (short_hash(system) if system else "none"),
+        "prompt=%s" % short_hash(prompt),
+        ":",
+    ]
+    body_len = 8 + digest[0] % 17
+    body = [" " + _WORDS[digest[(i % 31) + 1] % len(_WORDS)] for i in range(body_len)]
+    return header + body + ["."]
+
+
+def limit(seq: List[str], options: Dict[str, Any]):
+    """Apply num_predict and stop sequences; returns (tokens, done_reason)."""
+    out: List[str] = []
+    num_predict = options.get("num_predict")
+    stops = options.get("stop") or []
+    if isinstance(stops, str):
+        stops = [stops]
+    text = ""
+    for tok in seq:
+        if isinstance(num_predict, (int, float)) and 0 <= num_predict <= len(out):
+            return out, "length"
+        text += tok
+        hit = next((s for s in stops if s and s in text), None)
+        if hit is not None:
+            keep = text[: text.index(hit)]
+            already = "".join(out)
+            if len(keep) > len(already):
+                out.append(keep[len(already) :])
+            return out, "stop"
+        out.append(tok)
+    return out, "stop"
+
+
+def context_ids(text: str, count: int) -> List[int]:
+    """Fake token ids for /api/generate's deprecated 'context' field."""
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return [1 + (digest[i % 32] * 256 + digest[(i + 1) % 32] + i) % 151000 for i in range(max(count, 1))]
