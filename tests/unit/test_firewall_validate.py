@@ -1,0 +1,92 @@
+"""Bad firewall input fails the role's validate entry point (argument spec + tasks/validate.yml)
+before any rule changes, and the message names the variable. One ansible-playbook run covers
+every case: each case is a host of its own, all on the local connection, nothing is changed."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+GOOD = {"firewall_admin_sources": ["10.0.5.0/24"], "firewall_client_sources": ["10.40.0.0/16", "10.41.0.7"]}
+
+# case: (variables on top of GOOD, text the failure must contain; None = must pass)
+CASES = {
+    "good": ({}, None),
+    "good_extra_rules": ({"firewall_extra_rules": [{"sources": ["10.0.9.0/24"], "proto": "vrrp"},
+                                                   {"sources": ["10.0.9.0/24"], "proto": "112"},
+                                                   {"sources": ["fd00::/64"], "port": 443, "comment": "haproxy"}]}, None),
+    "good_ollama_port": ({"ollama_port": 8080}, None),
+    "admin_empty": ({"firewall_admin_sources": []}, "firewall_admin_sources is empty"),
+    "client_bad_octet": ({"firewall_client_sources": ["10.0.0.300/24"]}, "firewall_client_sources has invalid entries"),
+    "lb_host_bits": ({"firewall_lb_sources": ["10.1.2.3/8"]}, "firewall_lb_sources has invalid entries"),
+    "admin_hostname": ({"firewall_admin_sources": ["bastion.example.com"]}, "firewall_admin_sources has invalid entries"),
+    "ssh_port_range": ({"firewall_ssh_port": 70000}, "firewall_ssh_port must be a port number"),
+    "ollama_port_zero": ({"ollama_port": 0}, "firewall_ollama_port must be a port number"),
+    "extra_vrrp_with_port": ({"firewall_extra_rules": [{"sources": ["10.0.9.0/24"], "proto": "vrrp", "port": 112}]},
+                             "firewall_extra_rules[0]"),
+    "extra_unknown_proto": ({"firewall_extra_rules": [{"sources": ["10.0.9.0/24"], "proto": "sctp", "port": 9}]},
+                            "firewall_extra_rules[0]"),
+    "extra_tcp_no_port": ({"firewall_extra_rules": [{"sources": ["10.0.9.0/24"], "port": 443},
+                                                    {"sources": ["10.0.9.0/24"], "proto": "udp"}]}, "firewall_extra_rules[1]"),
+    "extra_bad_source": ({"firewall_extra_rules": [{"sources": ["10.0.9.0/33"], "port": 443}]}, "firewall_extra_rules[0]"),
+    "extra_no_sources": ({"firewall_extra_rules": [{"port": 443}]}, "sources"),
+    "backend_unknown": ({"firewall_backend": "iptables"}, "firewall_backend"),
+    "policy_allow": ({"firewall_default_incoming": "allow"}, "firewall_default_incoming"),
+    "ssh_port_text": ({"firewall_ssh_port": "ssh"}, "firewall_ssh_port"),
+}
+
+PLAYBOOK = [{
+    "name": "Validate firewall inputs",
+    "hosts": "all",
+    "gather_facts": False,
+    "tasks": [{"name": "Run the validate entry point",
+               # "validate", not "validate.yml": ansible-core picks the argument-spec entry point by
+               # the exact tasks_from string, so only this spelling runs the spec's checks too.
+               "ansible.builtin.include_role": {"name": "firewall", "tasks_from": "validate"}}],
+}]
+
+
+def failure_messages(host_result: dict) -> list[str]:
+    if not host_result.get("failed"):
+        return []
+    messages = [str(host_result.get("msg", ""))]
+    messages += [str(r.get("msg", "")) for r in host_result.get("results", []) if r.get("failed")]
+    return messages
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory) -> dict[str, list[str]]:
+    work = tmp_path_factory.mktemp("firewall_validate")
+    hosts = {name: {**GOOD, **extra, "ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+             for name, (extra, _) in CASES.items()}
+    (work / "inventory.yml").write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
+    (work / "play.yml").write_text(yaml.safe_dump(PLAYBOOK, sort_keys=False))
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
+           "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_FORKS": "20"}
+    run = subprocess.run([str(ROOT / ".venv/bin/ansible-playbook"), "-i", str(work / "inventory.yml"), str(work / "play.yml")],
+                         capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+    report = json.loads(run.stdout[run.stdout.index("{"):])
+    found: dict[str, list[str]] = {name: [] for name in CASES}
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            for host, result in task["hosts"].items():
+                found[host] += failure_messages(result)
+    return found
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_validation(outcomes, case):
+    expected = CASES[case][1]
+    messages = outcomes[case]
+    if expected is None:
+        assert messages == [], messages
+    else:
+        assert messages, f"{case}: validation passed but should fail naming {expected!r}"
+        assert any(expected in m for m in messages), messages
