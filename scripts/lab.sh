@@ -19,6 +19,18 @@ for name, hv in sorted(inv["_meta"]["hostvars"].items()):
     print(name, hv["lab_address"], hv["lab_image"])'
 }
 
+# The lab has no internet: Ollama releases and the model come from the stand-in's builders,
+# read by the lab inventory through these two variables.
+export OLLAMA_FLEET_RELEASE_DIR=$PWD/.cache/releases
+export OLLAMA_FLEET_MODELS_BUNDLE=$PWD/.cache/models-bundle
+
+build_fixtures() {
+  local version
+  version=$(.venv/bin/ansible-inventory -i inventories/lab --host lab-node1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["ollama_version"])')
+  python3 tests/ollama_standin/build_release.py --version "$version" --out "$OLLAMA_FLEET_RELEASE_DIR/$version" >/dev/null
+  python3 tests/ollama_standin/build_model.py --name qwen3:4b --out "$OLLAMA_FLEET_MODELS_BUNDLE" >/dev/null
+}
+
 up() {
   scripts/bootstrap.sh
   scripts/docker-engine.sh
@@ -45,6 +57,7 @@ up() {
       sleep 1
     done
   done < <(lab_hosts)
+  build_fixtures
   ANSIBLE_CONFIG=ansible.cfg .venv/bin/ansible-playbook -i inventories/lab site.yml
   .venv/bin/python scripts/lab_report.py
 }
