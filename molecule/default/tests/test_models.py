@@ -6,30 +6,16 @@ import json
 import os
 import pathlib
 import subprocess
+import sys
 
 import pytest
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "molecule" / "shared"))
+from node_api import api  # noqa: E402  (shared helper, found through the line above)
+
 DEFAULTS = yaml.safe_load((ROOT / "roles/ollama_models/defaults/main.yml").read_text())
-
-API = r"""
-import json, subprocess, sys, urllib.request, urllib.error
-line = subprocess.run(["ss", "-Hltn", "sport = :11434"], capture_output=True, text=True).stdout.split()
-addr = line[3] if len(line) > 3 else "127.0.0.1:11434"
-method, path, body = sys.argv[1], sys.argv[2], sys.argv[3]
-req = urllib.request.Request("http://%s%s" % (addr, path), data=body.encode() if body else None, method=method)
-try:
-    resp = urllib.request.urlopen(req, timeout=30)
-    print(json.dumps({"status": resp.status, "body": resp.read().decode()}))
-except urllib.error.HTTPError as exc:
-    print(json.dumps({"status": exc.code, "body": exc.read().decode()}))
-"""
-
-
-def api(host, method, path, body=None):
-    result = json.loads(host.check_output("python3 -c %s %s %s %s", API, method, path, json.dumps(body) if body is not None else ""))
-    return result["status"], (json.loads(result["body"]) if result["body"].strip() else None)
 
 
 def setting(host, name):

@@ -10,11 +10,15 @@ import json
 import os
 import pathlib
 import subprocess
+import sys
 
 import pytest
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "molecule" / "shared"))
+from node_api import api  # noqa: E402  (shared helper, found through the line above)
+
 SCENARIO = ROOT / "molecule" / "models"
 FIXTURES = ROOT / ".cache" / "models-scenario"
 STORE = "/usr/share/ollama/.ollama/models"
@@ -24,25 +28,6 @@ PIN_B = "3dfdc95411db174188d331d513e69d366eb9382219bf8557445947c83f77e098"  # qw
 PIN_C = "de23416b773c17774dace2cf0c43acec11ef670a1c2cc46e6bd3dc058dd45a36"  # qwen3:1.7b seed 2
 PIN_CORRUPT = "a3e7f27616f07e6fb9f2437d359351b99256116b1357f946898fb7883ad33085"  # qwen3:8b seed 7
 REGISTRY_NAME = "127.0.0.1:5000/library/qwen3:4b"
-
-API = r"""
-import json, subprocess, sys, urllib.request, urllib.error
-line = subprocess.run(["ss", "-Hltn", "sport = :11434"], capture_output=True, text=True).stdout.split()
-addr = line[3] if len(line) > 3 else "127.0.0.1:11434"
-method, path, body = sys.argv[1], sys.argv[2], sys.argv[3]
-req = urllib.request.Request("http://%s%s" % (addr, path), data=body.encode() if body else None, method=method)
-try:
-    resp = urllib.request.urlopen(req, timeout=30)
-    print(json.dumps({"status": resp.status, "body": resp.read().decode()}))
-except urllib.error.HTTPError as exc:
-    print(json.dumps({"status": exc.code, "body": exc.read().decode()}))
-"""
-
-
-def api(host, method, path, body=None):
-    out = host.check_output("python3 -c %s %s %s %s", API, method, path, json.dumps(body) if body is not None else "")
-    result = json.loads(out)
-    return result["status"], (json.loads(result["body"]) if result["body"].strip() else None)
 
 
 def tags(host):

@@ -371,11 +371,20 @@ def h_delete(h: Handler) -> None:
     h.send_empty(200)
 
 
-def h_head_blob(h: Handler) -> None:
+def _requested_blob_path(h: Handler, drain_body: bool) -> Optional[str]:
+    """The store path of the digest in the URL, or None after answering 400 for an invalid one."""
     try:
-        path = h.store.blob_path(h.param)
+        return h.store.blob_path(h.param)
     except InvalidDigest as exc:
+        if drain_body:
+            h.read_body()
         h.send_error_json(400, str(exc))
+        return None
+
+
+def h_head_blob(h: Handler) -> None:
+    path = _requested_blob_path(h, drain_body=False)
+    if path is None:
         return
     if not os.path.exists(path):
         h.send_error_json(404, "blob %s not found" % gofmt.go_quote(h.param))
@@ -384,11 +393,8 @@ def h_head_blob(h: Handler) -> None:
 
 
 def h_post_blob(h: Handler) -> None:
-    try:
-        path = h.store.blob_path(h.param)
-    except InvalidDigest as exc:
-        h.read_body()
-        h.send_error_json(400, str(exc))
+    path = _requested_blob_path(h, drain_body=True)
+    if path is None:
         return
     if os.path.exists(path):
         h.read_body()
