@@ -62,6 +62,16 @@ SOURCES
   docker tag "$tag" "$repo:current"
   rm -f "$root.log"
   echo "images: built $tag"
+  prune_old "$repo"
+}
+
+prune_old() {  # drop the images of earlier recipes (one still used by a container is kept)
+  local repo=$1 old
+  for old in $(docker images "$repo" --format '{{.Tag}}'); do
+    [[ $old == "$recipe_hash" || $old == current ]] && continue
+    docker rmi "$repo:$old" >/dev/null 2>&1 && echo "images: removed $repo:$old (earlier recipe)"
+  done
+  return 0
 }
 
 names=("$@")
