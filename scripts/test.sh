@@ -38,9 +38,11 @@ unit() {
 
 molecule_all() {
   local scenarios rc=0 s
-  scenarios=${MOLECULE_SCENARIOS:-$(ls molecule | grep -v '^distro$' | tr '\n' ' ')}
+  # Every directory under molecule/ with a molecule.yml is a scenario (molecule/shared holds
+  # helpers); `distro` runs per platform below.
+  scenarios=${MOLECULE_SCENARIOS:-$(for f in molecule/*/molecule.yml; do basename "$(dirname "$f")"; done | grep -vx distro | tr '\n' ' ')}
   for s in $scenarios; do
-    molecule test -s "$s" || rc=1
+    molecule test -s "$s" || { rc=1; echo "FAILED: molecule scenario $s"; }
   done
   distros || rc=1
   return $rc
@@ -85,10 +87,16 @@ for i in "${!names[@]}"; do
 done
 # Add up what every pytest run reported (unit tests, and the testinfra verifiers, whose lines
 # Molecule indents behind a box-drawing margin); a distro platform not run counts as skipped.
-python3 - "$logs" <<'PY'
+# A failed stage that reported no failing test (lint, a converge or idempotence step) counts as
+# one failure, so the tally never reads "0 failed" for a red run.
+failed_stages=()
+for i in "${!names[@]}"; do [[ ${results[$i]} == ok ]] || failed_stages+=("${names[$i]}"); done
+python3 - "$logs" "${failed_stages[@]}" <<'PY'
 import pathlib, re, sys
 totals = {"passed": 0, "failed": 0, "skipped": 0, "error": 0}
+failed_stages = set(sys.argv[2:])
 for log in pathlib.Path(sys.argv[1]).glob("*.log"):
+    before = totals["failed"] + totals["error"]
     for line in log.read_text(errors="replace").splitlines():
         line = re.sub(r"\x1b\[[0-9;]*m", "", line)
         if re.match(r"^[\s\u2502]*=+ .*\b(passed|failed|error)\b.* in [0-9.]+s", line):
@@ -96,6 +104,8 @@ for log in pathlib.Path(sys.argv[1]).glob("*.log"):
                 totals[kind] += int(n)
         elif line.startswith("SKIPPED: molecule platform "):
             totals["skipped"] += 1
+    if log.stem in failed_stages and totals["failed"] + totals["error"] == before:
+        totals["failed"] += 1
 print(f"tests: {totals['passed']} passed, {totals['failed'] + totals['error']} failed, {totals['skipped']} skipped")
 PY
 exit $failed
