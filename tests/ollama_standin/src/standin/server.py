@@ -457,15 +457,23 @@ class StatusFailure(Exception):
 # -- pull / create ----------------------------------------------------------------------------
 
 
+def _target_name(h: Handler, req: Dict[str, Any]) -> Optional[names.Name]:
+    """The model a pull or create writes (`model`, or the older `name`), matched case-insensitively
+    to one already stored; None after answering 400 for an invalid name."""
+    name = names.parse(req.get("model") or req.get("name") or "")
+    if not name.is_valid():
+        h.send_error_json(400, "invalid model name")
+        return None
+    return h.store.existing_name(name)
+
+
 def h_pull(h: Handler) -> None:
     req = h.bind("PullRequest", {"model": str, "name": str, "insecure": bool, "stream": bool})
     if req is None:
         return
-    name = names.parse(req.get("model") or req.get("name") or "")
-    if not name.is_valid():
-        h.send_error_json(400, "invalid model name")
+    name = _target_name(h, req)
+    if name is None:
         return
-    name = h.store.existing_name(name)
     insecure = bool(req.get("insecure"))
 
     def work(progress: Callable[[Dict[str, Any]], None]) -> None:
@@ -493,11 +501,9 @@ def h_create(h: Handler) -> None:
         if not digest:
             h.send_error_json(400, "invalid digest format")
             return
-    name = names.parse(req.get("model") or req.get("name") or "")
-    if not name.is_valid():
-        h.send_error_json(400, "invalid model name")
+    name = _target_name(h, req)
+    if name is None:
         return
-    name = h.store.existing_name(name)
 
     def work(progress: Callable[[Dict[str, Any]], None]) -> None:
         create_model(h.store, name, req, progress)
