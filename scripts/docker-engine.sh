@@ -1,16 +1,12 @@
 #!/usr/bin/env bash
-# Make sure a Docker engine answers. Does nothing when one does; otherwise installs
-# Debian's docker.io (if missing) and starts dockerd in the background.
+# Make sure a Docker engine answers. Does nothing when one does; otherwise starts dockerd
+# (installed by scripts/host-packages.sh, which runs first) in the background.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 if docker info >/dev/null 2>&1; then
   exit 0
 fi
-if ! command -v dockerd >/dev/null 2>&1; then
-  echo "docker-engine: installing Debian's docker.io" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends docker.io iptables >/dev/null
-fi
+scripts/host-packages.sh
 echo "docker-engine: starting dockerd" >&2
 mkdir -p /var/log
 nohup setsid dockerd >/var/log/dockerd.log 2>&1 &

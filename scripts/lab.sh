@@ -3,7 +3,10 @@
 #   scripts/lab.sh up       create (or reuse) the lab containers and run site.yml on them
 #   scripts/lab.sh down     remove the lab's containers and network
 #   scripts/lab.sh status   show the lab's containers
-# Hosts, addresses and images come from inventories/lab/hosts.yml.
+# Hosts, addresses and images come from inventories/lab/hosts.yml. The lab is the production
+# example plus a short overlay (inventories/lab/group_vars/*/10-lab.yml), reached over SSH as
+# the sudo user `deploy`, like a site: after `up`, `ansible-playbook -i inventories/lab …` works
+# by hand too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 network=ollama-fleet-lab
@@ -16,23 +19,21 @@ lab_hosts() {
 import json, sys
 inv = json.load(sys.stdin)
 for name, hv in sorted(inv["_meta"]["hostvars"].items()):
-    print(name, hv["lab_address"], hv["lab_image"])'
+    print(name, hv["ansible_host"], hv["lab_image"])'
 }
 
-# The lab has no internet: Ollama releases and the model come from the stand-in's builders,
-# read by the lab inventory through these two variables.
-export OLLAMA_FLEET_RELEASE_DIR=$PWD/.cache/releases
-export OLLAMA_FLEET_MODELS_BUNDLE=$PWD/.cache/models-bundle
-
+# The lab has no internet: Ollama releases and the model come from the stand-in's builders, in
+# the places the lab overlay (inventories/lab/group_vars/ollama_nodes/10-lab.yml) reads.
 build_fixtures() {
   local version
   version=$(.venv/bin/ansible-inventory -i inventories/lab --host lab-node1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["ollama_version"])')
-  python3 tests/ollama_standin/build_release.py --version "$version" --out "$OLLAMA_FLEET_RELEASE_DIR/$version" >/dev/null
-  python3 tests/ollama_standin/build_model.py --name qwen3:4b --out "$OLLAMA_FLEET_MODELS_BUNDLE" >/dev/null
+  python3 tests/ollama_standin/build_release.py --version "$version" --out ".cache/releases/$version" >/dev/null
+  python3 tests/ollama_standin/build_model.py --name qwen3:4b --out .cache/models-bundle >/dev/null
 }
 
 up() {
   scripts/bootstrap.sh
+  scripts/host-packages.sh
   scripts/docker-engine.sh
   tests/images/build.sh
   if ! docker network inspect "$network" >/dev/null 2>&1; then
@@ -57,6 +58,8 @@ up() {
       sleep 1
     done
   done < <(lab_hosts)
+  # shellcheck disable=SC2046
+  scripts/lab-ssh.sh .cache/lab/ssh $(lab_hosts | awk '{print $1 "=" $2}')
   build_fixtures
   ANSIBLE_CONFIG=ansible.cfg .venv/bin/ansible-playbook -i inventories/lab site.yml
   .venv/bin/python scripts/lab_report.py
@@ -72,6 +75,8 @@ down() {
   if docker network inspect "$network" >/dev/null 2>&1; then
     docker network rm "$network" >/dev/null
   fi
+  # The lab's key and known host keys go with its containers.
+  rm -rf .cache/lab/ssh
   echo "lab: removed"
 }
 

@@ -46,13 +46,13 @@ def main() -> int:
             state = in_container(name, f"systemctl is-active {svc} 2>/dev/null || true")
             if state and state != "inactive":
                 states.append(f"{svc}={state}")
-        version = ollama_api(name, hv["lab_address"], "/api/version")
-        tags = ollama_api(name, hv["lab_address"], "/api/tags") if version else None
+        version = ollama_api(name, hv["ansible_host"], "/api/version")
+        tags = ollama_api(name, hv["ansible_host"], "/api/tags") if version else None
         models = ", ".join(f"{m['name']}@{m['digest'][:12]}" for m in (tags or {}).get("models", []))
         rows.append((
             name,
             ",".join(sorted(g for g, hosts in groups.items() if name in hosts)),
-            hv["lab_address"],
+            hv["ansible_host"],
             os_name,
             " ".join(states) or "-",
             version["version"] if version else "-",

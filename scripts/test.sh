@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every test: toolchain, Docker engine, test images, lint, unit tests, Molecule scenarios.
+# Run every test: toolchain, host packages, Docker engine, test images, lint, unit tests, Molecule scenarios.
 #   scripts/test.sh                 everything
 #   scripts/test.sh lint unit       only the named stages (bootstrap/engine/images always run first
 #                                   when a stage needs them)
@@ -73,6 +73,8 @@ want() {  # is stage $1 selected?
 selected=("$@")
 stage bootstrap scripts/bootstrap.sh || exit 1
 if want molecule; then
+  # Host packages first and alone: the stages after it may run apt-free in parallel.
+  stage host scripts/host-packages.sh || exit 1
   stage engine scripts/docker-engine.sh || exit 1
   stage images tests/images/build.sh || exit 1
 fi

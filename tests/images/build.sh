@@ -7,7 +7,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 security_mirror=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
-packages=sudo,systemd,systemd-sysv,dbus,python3,python3-apt,iproute2,ca-certificates,procps,curl,gnupg
+packages=sudo,systemd,systemd-sysv,dbus,python3,python3-apt,iproute2,ca-certificates,procps,curl,gnupg,openssh-server
 recipe_hash=$( (cat "$0"; echo "$packages") | sha256sum | cut -c1-12)
 
 suite_of() {
@@ -28,9 +28,6 @@ build_one() {
     echo "images: $tag is up to date"
     return 0
   fi
-  command -v debootstrap >/dev/null || {
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-  }
   root=$(mktemp -d "/var/tmp/ollama-fleet-$name.XXXXXX")
   trap 'rm -rf "$root"' RETURN
   echo "images: building $tag (debootstrap $suite)"
@@ -50,8 +47,13 @@ SOURCES
     systemd-modules-load.service; do
     ln -sf /dev/null "$root/etc/systemd/system/$unit"
   done
-  # Containers are addressed by name and reached with `docker exec`; give them a machine id at boot.
+  # Like a fresh server install, every host gets its own identity at first boot: a machine id,
+  # and SSH host keys made when the lab provisions it (scripts/lab-ssh.sh), never shared by
+  # every container of this image.
   : >"$root/etc/machine-id"
+  rm -f "$root"/etc/ssh/ssh_host_*
+  # Without host keys sshd cannot start: it is enabled once they exist.
+  rm -f "$root"/etc/systemd/system/multi-user.target.wants/ssh.service "$root"/etc/systemd/system/sshd.service
   # Like a freshly installed server: package lists for every configured suite, no cached .debs.
   chroot "$root" apt-get update -qq >>"$root.log" 2>&1
   rm -rf "$root"/var/cache/apt/archives/*.deb
@@ -76,6 +78,15 @@ prune_old() {  # drop the images of earlier recipes (one still used by a contain
 
 names=("$@")
 [[ ${#names[@]} -gt 0 ]] || names=(debian12 debian13)
+# Installed once beforehand by scripts/host-packages.sh: never from the parallel builds below,
+# which would race for the dpkg lock.
+if ! command -v debootstrap >/dev/null 2>&1; then
+  for n in "${names[@]}"; do
+    docker image inspect "ollama-fleet/$n:$recipe_hash" >/dev/null 2>&1 && continue
+    echo "images: debootstrap is missing; run scripts/host-packages.sh first" >&2
+    exit 1
+  done
+fi
 pids=()
 for n in "${names[@]}"; do
   build_one "$n" &

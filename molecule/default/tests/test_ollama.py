@@ -23,10 +23,10 @@ def only_ollama_nodes(inv):
 
 @pytest.fixture(scope="module")
 def bind_address(host, inv):
-    # The lab group_vars bind to lab_address, else to the host's default IPv4 address.
-    if "lab_address" in inv:
-        return inv["lab_address"]
-    return host.ansible("setup", "gather_subset=network")["ansible_facts"]["ansible_default_ipv4"]["address"]
+    # The production example binds to the address the inventory reaches the node at
+    # ("{{ ansible_host }}"); a scenario may give a literal address instead.
+    address = inv.get("ollama_bind_address", "127.0.0.1")
+    return inv["ansible_host"] if "{{" in address else address
 
 
 @pytest.fixture(scope="module")

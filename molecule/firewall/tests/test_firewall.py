@@ -98,7 +98,7 @@ def test_extra_rule_opens_its_port_to_its_sources_only(address):
 
 
 def test_ssh_port_open_to_admin_network_only(address):
-    # prepare.yml runs a listener on 22 (the images have no sshd). This process is the admin.
+    # sshd, which Ansible uses. This process is the admin.
     with socket.create_connection((address, 22), timeout=3):
         pass
     assert curl(client("fw-allowed"), f"http://{address}:22/").rc in (7, 28)
