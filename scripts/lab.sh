@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The local lab: systemd containers standing in for servers, converged with site.yml.
 #   scripts/lab.sh up       create (or reuse) the lab containers and run site.yml on them
+#   scripts/lab.sh create   only create (or reuse) the bare containers, reachable over SSH
 #   scripts/lab.sh down     remove the lab's containers and network
 #   scripts/lab.sh status   show the lab's containers
 # Hosts, addresses and images come from inventories/lab/hosts.yml. The lab is the production
@@ -31,7 +32,7 @@ build_fixtures() {
   python3 tests/ollama_standin/build_model.py --name qwen3:4b --out .cache/models-bundle >/dev/null
 }
 
-up() {
+create() {
   scripts/bootstrap.sh
   scripts/host-packages.sh
   scripts/docker-engine.sh
@@ -61,6 +62,10 @@ up() {
   # shellcheck disable=SC2046
   scripts/lab-ssh.sh .cache/lab/ssh $(lab_hosts | awk '{print $1 "=" $2}')
   build_fixtures
+}
+
+up() {
+  create
   ANSIBLE_CONFIG=ansible.cfg .venv/bin/ansible-playbook -i inventories/lab site.yml
   .venv/bin/python scripts/lab_report.py
 }
@@ -86,7 +91,8 @@ status() {
 
 case ${1:-} in
   up) up ;;
+  create) create ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|create|down|status" >&2; exit 2 ;;
 esac

@@ -2,13 +2,21 @@
 was listed at converge and removed by side_effect.yml. Runs on both nodes (ufw, firewalld)."""
 
 import json
+import os
+import pathlib
 import socket
+import subprocess
+import sys
 import threading
 
 import pytest
 import testinfra
 
 testinfra_hosts = ["ansible://fw_nodes"]
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "molecule" / "shared"))
+from playbook import recap, run_playbook  # noqa: E402  (shared helper, found through the line above)
 
 ADDRESS = {"fw-ufw": "172.28.30.11", "fw-firewalld": "172.28.30.12"}
 ADMIN = "172.28.30.1"  # the controller, through the bridge gateway
@@ -142,3 +150,39 @@ def test_managed_rules_are_exactly_the_desired_set(host):
         for permanent in (False, True):
             rules = rich_rules(host, permanent)
             assert sorted(rules) == sorted(EXPECTED_RICH), f"permanent={permanent}"
+
+
+# -- the guard that keeps Ansible's own SSH session, over real SSH -----------------------------------
+
+
+def rules_of(name):
+    node = testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+    if name == "fw-ufw":
+        return node.file("/etc/ufw/user.rules").content_string + node.check_output("ufw status verbose")
+    return node.check_output("firewall-cmd --zone=ollama-fleet --list-all")
+
+
+def fresh_ssh(address):
+    """A new SSH login (no shared connection), exactly as Ansible makes one."""
+    keys = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "ssh"
+    return subprocess.run(
+        ["ssh", "-o", "BatchMode=yes", "-o", "ControlMaster=no", "-o", "ConnectTimeout=5",
+         "-o", f"UserKnownHostsFile={keys / 'known_hosts'}", "-o", "StrictHostKeyChecking=yes",
+         "-i", str(keys / "id_ed25519"), f"deploy@{address}", "sudo", "-n", "true"],
+        capture_output=True, text=True, timeout=30,
+    )
+
+
+def test_guard_refuses_admin_sources_that_would_cut_the_ssh_session():
+    """The controller reaches the nodes from 172.28.30.1; an admin list without it must fail the run
+    before any rule changes, naming the variable, and SSH must still answer afterwards."""
+    before = {name: rules_of(name) for name in ADDRESS}
+    rc, out = run_playbook("playbooks/firewall.yml", "-e", json.dumps({"firewall_admin_sources": ["10.99.0.0/24"]}))
+    assert rc != 0, out[-3000:]
+    assert "firewall_admin_sources" in out and "cut that session off" in out, out[-3000:]
+    assert {h: c["failed"] for h, c in recap(out).items() if h in ADDRESS} == {h: 1 for h in ADDRESS}
+    assert all(c["changed"] == 0 for h, c in recap(out).items() if h in ADDRESS), recap(out)
+    assert {name: rules_of(name) for name in ADDRESS} == before
+    for address in ADDRESS.values():
+        login = fresh_ssh(address)
+        assert login.returncode == 0, login.stderr
