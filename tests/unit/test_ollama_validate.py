@@ -18,7 +18,13 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 GOOD = {}  # the role defaults
-LAB = yaml.safe_load((ROOT / "inventories/lab/group_vars/ollama_nodes.yml").read_text())
+# The lab's Ollama nodes: the production example with the lab overlay on top.
+LAB = {
+    k: v
+    for f in ("00-production.yml", "10-lab.yml")
+    for k, v in yaml.safe_load((ROOT / "inventories/lab/group_vars/ollama_nodes" / f).read_text()).items()
+    if k.startswith("ollama_") and not k.startswith(("ollama_models_", "ollama_verify_"))
+}
 
 # (case id, variables, text the failure must contain; None = must pass). A looped check fails with
 # "One or more items failed" and names the variable in the failed item's message: both are kept.
