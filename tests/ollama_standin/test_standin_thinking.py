@@ -117,3 +117,13 @@ def test_vram_knob_sets_size_vram(standin, fraction, processor):
     assert entry["size_vram"] == round(entry["size"] * (fraction or 0))
     ps = standin.cli("ps")
     assert processor in ps.stdout
+
+
+def test_openai_stream_carries_thinking_as_reasoning(both):
+    body = {"model": THINKING, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    r = httpx.post(both.url + "/v1/chat/completions", json=body, timeout=30)
+    chunks = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: {")]
+    deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+    assert deltas[0]["role"] == "assistant" and deltas[0]["reasoning"].startswith("[ollama ")
+    assert all(d.get("reasoning") and d["content"] == "" for d in deltas[:32])
+    assert "reasoning" not in deltas[32] and deltas[32]["content"]

@@ -879,7 +879,12 @@ class OpenAIEmitter(Emitter):
         self.sse.write_raw(b"data: " + gofmt.go_json(obj) + b"\n\n")
 
     def thinking(self, text: str) -> None:
+        # openai/openai.go streams thinking as the delta's "reasoning", content empty.
         self.thought += text
+        if self.sse is not None:
+            delta = {"role": "assistant", "content": "", "reasoning": text} if self.first else {"content": "", "reasoning": text}
+            self.first = False
+            self._send(self._chunk(delta, None))
 
     def token(self, tok: str) -> None:
         self.text.append(tok)
