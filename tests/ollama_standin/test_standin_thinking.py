@@ -47,15 +47,24 @@ def test_capabilities_tell_the_variants_apart(both):
     assert "thinking" not in show["capabilities"] and "<think>" not in show["template"]
 
 
-@pytest.mark.parametrize("think", [None, True, False])
-def test_thinking_model_streams_thinking_before_content_whatever_think_says(both, think):
-    extra = {} if think is None else {"think": think}
+@pytest.mark.parametrize("think", [None, True])
+def test_thinking_model_streams_thinking_before_content(both, think):
+    extra = {} if think is None else {"think": think}  # absent: Ollama enables thinking for such a model
     lines = ndjson(chat(both.url, THINKING, **extra))
     kinds = ["thinking" if ln["message"].get("thinking") else "content" for ln in lines[:-1]]
     assert kinds[:32] == ["thinking"] * 32 and set(kinds[32:]) == {"content"}
     thought = "".join(ln["message"].get("thinking", "") for ln in lines)
     assert lines[0]["message"]["content"] == "" and thought.startswith("[ollama stand-in] thinking:")
     assert lines[-1]["done"] and lines[-1]["eval_count"] == len(lines) - 1
+
+
+def test_thinking_model_asked_not_to_think_reasons_anyway_in_the_content(both):
+    lines = ndjson(chat(both.url, THINKING, think=False))
+    assert not any(ln["message"].get("thinking") for ln in lines)
+    contents = [ln["message"]["content"] for ln in lines[:-1]]
+    assert "".join(contents[:32]).startswith("[ollama stand-in] thinking:") and contents[31].endswith("\n</think>\n\n")
+    assert "".join(contents[32:]).startswith("[ollama stand-in] model=qwen3:4b")
+    assert lines[-1]["eval_count"] == len(lines) - 1
 
 
 def test_instruct_model_answers_at_once_and_refuses_think_true(both):

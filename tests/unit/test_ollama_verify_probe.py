@@ -80,6 +80,29 @@ def test_thinking_is_not_the_first_token_a_customer_sees():
     assert seen["thinking_chunks"] == 3 and seen["content_chars"] == len("Sure, I can help.")
 
 
+def test_reasoning_passed_through_as_content_is_not_the_first_visible_token():
+    # think=false on a thinking model: Ollama runs no thinking parser, the reasoning arrives as
+    # content ended by </think>, then the answer.
+    stream = lines(*(
+        [{"model": "qwen3:4b", "message": {"role": "assistant", "content": t}, "done": False}
+         for t in ("Okay, ", "the user ", "asks.", "\n</think>", "\n\n", "Sure", "!")]
+        + [{"model": "qwen3:4b", "message": {"role": "assistant", "content": ""}, "done": True}]))
+    seen = probe.read_stream(iter(stream), 0.0, 100.0, clock=fake_clock(*range(1, 9)))
+    assert seen["leaked_thinking"] is True
+    assert seen["first_thinking_at"] == 1 and seen["thinking_chunks"] == 5  # up to and incl. the blank chunk
+    assert seen["first_content_at"] == 6 and seen["content_chars"] == len("Sure!")
+    stats = {"errors": 0, "requests": 1, "error_messages": [], "ttft_p95_s": 0.1, "total_max_s": 1.0,
+             "leaked_thinking": True}
+    assert "reasoning reached message.content" in probe.judge(stats, 1.5, 30)[0]
+
+
+def test_reasoning_as_content_without_an_answer_is_empty():
+    stream = lines({"message": {"content": "hmm"}, "done": False}, {"message": {"content": "</think>"}, "done": False},
+                   {"message": {"content": ""}, "done": True})
+    seen = probe.read_stream(iter(stream), 0.0, 100.0, clock=fake_clock(1, 2, 3))
+    assert seen["first_content_at"] is None and seen["thinking_chunks"] == 2 and seen["leaked_thinking"]
+
+
 def test_generate_stream_fields_thinking_and_response():
     stream = lines({"model": "m", "response": "", "thinking": "hm", "done": False},
                    {"model": "m", "response": "Hi", "done": False}, {"model": "m", "response": "", "done": True})
@@ -374,11 +397,23 @@ def test_stand_in_gate_fails_the_thinking_model_and_passes_the_instruct_one(stan
     params = dict(url=standin.url, prompt="hi", timeout_s=10, keep_alive="-1", num_predict=128,
                   requests=2, ttft_p95_limit_s=1.5, target="node1", kind="node")
     thinking = probe.run(dict(params, model=THINKING))
-    assert thinking["thought"] and thinking["thinking_tokens_p50"] == 32
+    assert thinking["thought"] and thinking["thinking_tokens_p50"] == 32 and thinking["leaked_thinking"]
     assert thinking["ttft_p95_s"] >= 1.5 and thinking["first_thinking_p50_s"] < 0.3
     assert any("p95 time to first visible token" in p for p in thinking["problems"])
+    assert any("reasoning reached message.content" in p for p in thinking["problems"])
     instruct = probe.run(dict(params, model=INSTRUCT))
     assert not instruct["thought"] and instruct["problems"] == [] and instruct["answered_by"] == [INSTRUCT]
+
+
+def test_stand_in_thinking_model_asked_not_to_think_still_fails(standin):
+    # think=false: the stand-in, like Ollama, passes the reasoning through as content up to </think>.
+    standin.knobs(tokens_per_second=40)
+    leaked = probe.probe_once(standin.url, THINKING, "hello", 10, think="false")
+    omitted = probe.probe_once(standin.url, THINKING, "hello", 10, think="")
+    for sample in (leaked, omitted):
+        assert sample["error"] is None and sample["thinking_tokens"] == 32
+        assert sample["ttft_s"] >= 32 / 40.0 * 0.9 and sample["first_thinking_s"] < 0.3
+    assert leaked["leaked_thinking"] is True and omitted["leaked_thinking"] is False
 
 
 def test_stand_in_num_predict_spent_on_thinking_is_an_empty_answer(standin):

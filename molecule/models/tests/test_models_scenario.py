@@ -153,8 +153,8 @@ def test_slow_first_token_fails_verify_with_a_readable_table(host, tmp_path):
 
 
 def test_thinking_model_fails_the_gate_and_the_instruct_variant_passes(host, tmp_path):
-    """At 16 tokens/s the thinking qwen3:4b streams its first thinking token at once but its first
-    visible word only after 32 thinking tokens (~2 s): over the 1.5 s limit. The variant, built
+    """At 16 tokens/s the thinking qwen3:4b streams its first (reasoning) token at once but its first
+    answer word only after 32 reasoning tokens (~2 s): over the 1.5 s limit. The variant, built
     FROM the instruct build, answers at once and passes at the same rate."""
     knobs(host, tokens_per_second=16)
     try:
@@ -170,6 +170,8 @@ def test_thinking_model_fails_the_gate_and_the_instruct_variant_passes(host, tmp
     assert thinking["thought"] is True and thinking["thinking_tokens_p50"] == 32 and thinking["errors"] == 0
     assert thinking["first_thinking_p50_s"] < 0.5 and thinking["ttft_p95_s"] >= 31 / 16.0
     assert thinking["answered_by"] == ["qwen3:4b"]
+    # verify sends think=false, which the thinking build ignores: its reasoning arrives as content.
+    assert thinking["leaked_thinking"] is True and "reasoning reached message.content" in " ".join(out.split())
     assert rc_cs == 0, out_cs[-3000:]
     assert variant["thought"] is False and variant["problems"] == [] and variant["ttft_p95_s"] < 0.5
 

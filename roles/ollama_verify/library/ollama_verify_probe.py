@@ -22,6 +22,9 @@ description:
     Thinking (C(message.thinking)) is never visible to a customer; the time to the first
     thinking chunk and the number of thinking chunks are reported beside it.
   - A request whose answer has no visible content (only thinking, or nothing) is an error.
+  - A thinking model asked for C(think=false) may reason anyway; Ollama then passes the reasoning
+    through as content ended by C(</think>). That text counts as thinking, the first visible token
+    is the first content after it, and the result lists it as a problem.
   - Reports nearest-rank p50/p95 of the times, the server-reported generation rate, the model
     that answered (the C(model) of the stream), whether it thought, and the errors. A request
     that takes longer than O(timeout_s) is aborted and counted as an error.
@@ -153,7 +156,8 @@ def read_stream(lines, started, deadline, clock=time.perf_counter):
     or a deadline overrun.
     """
     seen = {"first_content_at": None, "first_thinking_at": None, "thinking_chunks": 0,
-            "content_chars": 0, "model": None, "done": None}
+            "content_chars": 0, "model": None, "done": None, "leaked_thinking": False}
+    content_chunks = []  # (clock, text) of every chunk with content
     for raw in lines:
         now = clock()
         if now > deadline:
@@ -175,13 +179,48 @@ def read_stream(lines, started, deadline, clock=time.perf_counter):
                 seen["first_thinking_at"] = now
         content = chunk_content(chunk)
         if content:
-            seen["content_chars"] += len(content)
-            if seen["first_content_at"] is None:
-                seen["first_content_at"] = now
+            content_chunks.append((now, content))
         if chunk.get("done"):
             seen["done"] = chunk
+            _visible_content(seen, content_chunks)
             return seen
     raise ProbeError("stream ended before done")
+
+
+THINK_END = "</think>"
+
+
+def _visible_content(seen, content_chunks):
+    """Fill first_content_at/content_chars from the content chunks.
+
+    A thinking model asked for think=false may still reason, and Ollama then passes its reasoning
+    through as content, ended by </think> (no thinking parser runs). Everything up to the last
+    </think> is reasoning the customer sees but did not ask for: it counts as thinking (and sets
+    leaked_thinking); the first visible answer token is the first content after it.
+    """
+    text = "".join(t for _, t in content_chunks)
+    cut = text.rfind(THINK_END)
+    if cut < 0:
+        if content_chunks:
+            seen["first_content_at"] = content_chunks[0][0]
+            seen["content_chars"] = len(text)
+        return
+    cut += len(THINK_END)
+    seen["leaked_thinking"] = True
+    offset = 0
+    for at, piece in content_chunks:
+        end = offset + len(piece)
+        if seen["first_content_at"] is None:
+            if end <= cut or not piece[max(cut - offset, 0):].strip():
+                seen["thinking_chunks"] += 1
+                if seen["first_thinking_at"] is None:
+                    seen["first_thinking_at"] = at
+            else:
+                seen["first_content_at"] = at
+        offset = end
+    seen["content_chars"] = len(text[cut:].strip())
+    if not seen["content_chars"]:
+        seen["first_content_at"] = None
 
 
 def _lines(response, sock_holder, deadline, clock):
@@ -211,7 +250,7 @@ def probe_once(url, model, prompt, timeout_s, keep_alive="", num_predict=0, cloc
     started = clock()
     deadline = started + timeout_s
     sample = {"ttft_s": None, "total_s": None, "eval_count": None, "tokens_per_s": None, "error": None,
-              "first_thinking_s": None, "thinking_tokens": 0, "answered_by": None}
+              "first_thinking_s": None, "thinking_tokens": 0, "answered_by": None, "leaked_thinking": False}
     conn = None
     try:
         conn, prefix = _connection(url, timeout_s)
@@ -224,6 +263,7 @@ def probe_once(url, model, prompt, timeout_s, keep_alive="", num_predict=0, cloc
         ended = clock()
         sample["answered_by"] = seen["model"]
         sample["thinking_tokens"] = seen["thinking_chunks"]
+        sample["leaked_thinking"] = seen["leaked_thinking"]
         if seen["first_thinking_at"] is not None:
             sample["first_thinking_s"] = seen["first_thinking_at"] - started
         if ended > deadline:
@@ -279,6 +319,7 @@ def summarize(samples):
         "first_thinking_p50_s": percentile([s["first_thinking_s"] for s in samples if s["first_thinking_s"] is not None], 50),
         "thinking_tokens_p50": percentile([s["thinking_tokens"] for s in samples if s["answered_by"] is not None], 50),
         "thought": any(s["thinking_tokens"] for s in samples),
+        "leaked_thinking": any(s.get("leaked_thinking") for s in samples),
         "answered_by": sorted(set(s["answered_by"] for s in samples if s["answered_by"])),
         "samples": samples,
     }
@@ -345,6 +386,8 @@ def judge(stats, ttft_p95_limit_s, timeout_s, require_gpu=False):
                 gpu["processor"], gpu["size_vram"], gpu["size"]))
     if stats["errors"]:
         problems.append("%d of %d requests failed: %s" % (stats["errors"], stats["requests"], "; ".join(stats["error_messages"])))
+    if stats.get("leaked_thinking"):
+        problems.append("the model's reasoning reached message.content (text up to </think>): it ignores think=false")
     if stats["ttft_p95_s"] is not None and stats["ttft_p95_s"] > ttft_p95_limit_s:
         problems.append("p95 time to first visible token %.3fs exceeds %.3fs" % (stats["ttft_p95_s"], ttft_p95_limit_s))
     if stats["total_max_s"] is not None and stats["total_max_s"] > timeout_s:

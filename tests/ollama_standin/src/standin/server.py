@@ -723,10 +723,14 @@ def run_inference(h: Handler, req: Dict[str, Any], kind: str, path: str, emit: O
             h.send_json(200, done_message(kind, model_name, time.time(), "load"))
             return
         prompt, system = inf.prompt_parts(model)
-        # A thinking model (its template has <think>) reasons before every answer and, like the
-        # thinking Qwen3 2507 build, ignores think=false (ollama/ollama#12438, #12917). Thinking
-        # tokens count against num_predict, as in real Ollama.
+        # A thinking model (its template has <think>) reasons before every answer, like the
+        # thinking Qwen3 2507 build. Without `think` Ollama enables thinking for such a model and
+        # its parser moves the reasoning to message.thinking / thinking. With think=false that
+        # model reasons anyway (ollama/ollama#12438, #12917) but no thinking parser runs, so the
+        # reasoning arrives as content, ended by </think> (server/routes.go, model/parsers/qwen3.go).
+        # Thinking tokens count against num_predict, as in real Ollama.
         thoughts = generation.thinking_tokens(model.short_name, prompt, knobs["thinking_tokens"]) if thinks else []
+        leaked = thinks and think is False
         budget = dict(options)
         if isinstance(options.get("num_predict"), (int, float)) and options["num_predict"] >= 0:
             thoughts = thoughts[: int(options["num_predict"])]
@@ -737,7 +741,9 @@ def run_inference(h: Handler, req: Dict[str, Any], kind: str, path: str, emit: O
             toks = [json.dumps({"ollama_standin": "".join(toks)}, ensure_ascii=False)]
         emitter = emit or Emitter(h, kind, model_name, req.get("stream") is not False)
         first_token_at = loaded_at
-        stream = [(True, t) for t in thoughts] + [(False, t) for t in toks]
+        if leaked and thoughts:
+            thoughts[-1] += "\n</think>\n\n"
+        stream = [(not leaked, t) for t in thoughts] + [(False, t) for t in toks]
         for i, (thinking, tok) in enumerate(stream):
             if i == 0:
                 _sleep(knobs["first_token_ms"] / 1000.0)
