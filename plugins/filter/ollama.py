@@ -17,16 +17,17 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
-_WILDCARDS = ("", "0.0.0.0", "::", "[::]")
+# A server bound to every address is reached on the loopback of the same family: "::" may be
+# IPv6-only (net.ipv6.bindv6only=1), so it gets ::1, not 127.0.0.1.
+_LOOPBACK = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}
 _HEX64 = re.compile(r"^(sha256:)?([0-9a-f]{64})$")
 
 
 def ollama_api_url(bind_address, port=11434, scheme="http"):
-    """``http://host:port`` for a node's own API; a wildcard bind address is reached on loopback."""
+    """``http://host:port`` for a node's own API; a wildcard bind address is reached on loopback
+    (unset or 0.0.0.0: 127.0.0.1; ``::``: ``[::1]``); an IPv6 address is bracketed."""
     host = "" if bind_address is None else str(bind_address).strip()
-    if host in _WILDCARDS:
-        host = "127.0.0.1"
-    host = host.strip("[]")
+    host = _LOOPBACK.get(host, host).strip("[]")
     if ":" in host:
         host = "[%s]" % host
     try:

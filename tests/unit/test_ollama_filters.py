@@ -23,7 +23,8 @@ TAGS = {"models": [{"name": "qwen3:4b", "digest": A}, {"name": "qwen3-cs:latest"
 @pytest.mark.parametrize("bind, port, url", [
     ("", 11434, "http://127.0.0.1:11434"),
     ("0.0.0.0", 11434, "http://127.0.0.1:11434"),
-    ("::", "8080", "http://127.0.0.1:8080"),
+    ("::", "8080", "http://[::1]:8080"),
+    ("[::]", 11434, "http://[::1]:11434"),
     (None, 11434, "http://127.0.0.1:11434"),
     ("10.0.0.11", 11434, "http://10.0.0.11:11434"),
     ("fd00::11", 11434, "http://[fd00::11]:11434"),
@@ -67,6 +68,7 @@ def test_each_rule_has_one_definition():
     for path in roles:
         text = path.read_text()
         assert not re.search(r"http://\{\{.*ollama_bind_address", text, re.S), f"{path}: API URL derived again"
+        assert not re.search(r"'127\.0\.0\.1' if ollama_bind_address", text), f"{path}: wildcard rule written again"
         assert "map('join', '@')" not in text, f"{path}: name@digest built again"
         assert "map(attribute='digest')" not in text, f"{path}: /api/tags digests read again"
         assert ":latest')" not in text, f"{path}: the :latest rule written again"
