@@ -30,6 +30,8 @@ build_fixtures() {
   version=$(.venv/bin/ansible-inventory -i inventories/lab --host lab-node1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["ollama_version"])')
   python3 tests/ollama_standin/build_release.py --version "$version" --out ".cache/releases/$version" >/dev/null
   python3 tests/ollama_standin/build_model.py --name qwen3:4b --out .cache/models-bundle >/dev/null
+  python3 tests/ollama_standin/build_model.py --name qwen3:4b-instruct-2507-q4_K_M --variant instruct \
+    --out .cache/models-bundle >/dev/null
 }
 
 create() {

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "tests" / "unit"))
 sys.path.insert(0, str(ROOT / "roles" / "ollama_verify" / "library"))
 
 import ollama_verify_probe as probe  # noqa: E402
-from test_ollama_verify_probe import Server  # noqa: E402
+from test_ollama_verify_probe import INSTRUCT, Server  # noqa: E402
 
 CONTENT = re.compile(rb'"content":"[^"]')
 
@@ -64,16 +64,16 @@ def main():
             host, port = server.url[7:].split(":")
             port = int(port)
             for _ in range(5):  # warm both paths and the model
-                probe.probe_once(server.url, "qwen3:4b", "warm", 10)
-                raw_first_token(host, port, "qwen3:4b", "warm")
+                probe.probe_once(server.url, INSTRUCT, "warm", 10)
+                raw_first_token(host, port, INSTRUCT, "warm")
             harness, raw = [], []
             for i in range(args.rounds):
                 prompt = "round %d" % i
-                sample = probe.probe_once(server.url, "qwen3:4b", prompt, 10)
+                sample = probe.probe_once(server.url, INSTRUCT, prompt, 10)
                 if sample["error"]:
                     raise SystemExit("probe error: %s" % sample["error"])
                 harness.append(sample["ttft_s"])
-                raw.append(raw_first_token(host, port, "qwen3:4b", prompt))
+                raw.append(raw_first_token(host, port, INSTRUCT, prompt))
         finally:
             server.stop()
     h, r = statistics.median(harness), statistics.median(raw)

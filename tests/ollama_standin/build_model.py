@@ -2,6 +2,7 @@
 """Build a synthetic model for the ollama STAND-IN (a test fixture: no weights, no inference).
 
     python3 tests/ollama_standin/build_model.py --name qwen3:4b --out MODELS_DIR [--size BYTES] [--seed S]
+                                                [--variant thinking|instruct]
 
 Writes an Ollama model store entry (OLLAMA_MODELS layout):
     MODELS_DIR/manifests/<host>/<namespace>/<model>/<tag>
@@ -39,19 +40,36 @@ Tools available:{{ range .Tools }} {{ .Function.Name }}{{ end }}<|im_end|>
 {{ end }}<|im_start|>assistant
 """
 
+# The non-thinking (instruct) build: no <think> in the template, so no "thinking" capability,
+# like qwen3:4b-instruct-2507-q4_K_M; it answers at once.
+TEMPLATE_INSTRUCT = """{{- if .System }}<|im_start|>system
+{{ .System }}<|im_end|>
+{{ end }}
+{{- if .Tools }}<|im_start|>system
+Tools available:{{ range .Tools }} {{ .Function.Name }}{{ end }}<|im_end|>
+{{ end }}
+{{- range .Messages }}<|im_start|>{{ .Role }}
+{{ .Content }}<|im_end|>
+{{ end }}<|im_start|>assistant
+"""
+
+TEMPLATES = {"thinking": TEMPLATE, "instruct": TEMPLATE_INSTRUCT}
+
 LICENSE = "Synthetic license text of an ollama stand-in test model.\nThis is not a real model and carries no weights.\n"
 
 PARAMS = {"repeat_penalty": 1, "stop": ["<|im_start|>", "<|im_end|>"], "temperature": 0.6, "top_k": 20, "top_p": 0.95}
 
 
-def metadata(family: str, param_count: int, seed: str) -> List[Tuple[str, gguf.TypedValue]]:
+def metadata(family: str, param_count: int, seed: str, variant: str = "thinking") -> List[Tuple[str, gguf.TypedValue]]:
     a = family
+    # The default (thinking) build keeps its original bytes, so existing pins stay valid.
+    label = "seed %s" % seed if variant == "thinking" else "seed %s, %s" % (seed, variant)
     tokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>", "hello", "world", "stand", "in"]
     return [
         ("general.architecture", (gguf.T_STRING, a)),
         ("general.type", (gguf.T_STRING, "model")),
         ("general.name", (gguf.T_STRING, "ollama stand-in synthetic model")),
-        ("general.description", (gguf.T_STRING, "[ollama stand-in] synthetic test model, no weights (seed %s)" % seed)),
+        ("general.description", (gguf.T_STRING, "[ollama stand-in] synthetic test model, no weights (%s)" % label)),
         ("general.file_type", (gguf.T_UINT32, 15)),
         ("general.parameter_count", (gguf.T_UINT64, param_count)),
         ("general.quantization_version", (gguf.T_UINT32, 2)),
@@ -114,16 +132,17 @@ def write_model_blob(blobs_dir: str, header: bytes, size: int, seed: str) -> Dic
     return w.close(MT_MODEL)
 
 
-def build(name_text: str, out: str, size: int, seed: str, family: str, param_count: int) -> Tuple[str, Dict[str, Any]]:
+def build(name_text: str, out: str, size: int, seed: str, family: str, param_count: int,
+          variant: str = "thinking") -> Tuple[str, Dict[str, Any]]:
     name = names.parse(name_text)
     if not name.is_valid():
         raise SystemExit("build_model.py: invalid model name %r" % name_text)
     blobs = os.path.join(out, "blobs")
     os.makedirs(blobs, exist_ok=True)
-    header = gguf.encode_header(metadata(family, param_count, seed))
+    header = gguf.encode_header(metadata(family, param_count, seed, variant))
     layers = [
         write_model_blob(blobs, header, max(size, len(header)), seed),
-        write_blob(blobs, TEMPLATE.encode(), MT_TEMPLATE),
+        write_blob(blobs, TEMPLATES[variant].encode(), MT_TEMPLATE),
         write_blob(blobs, LICENSE.encode(), MT_LICENSE),
         write_blob(blobs, json.dumps(PARAMS, sort_keys=True, separators=(",", ":")).encode(), MT_PARAMS),
     ]
@@ -148,6 +167,7 @@ def build(name_text: str, out: str, size: int, seed: str, family: str, param_cou
     summary = {
         "standin": True,
         "name": name.display_shortest(),
+        "variant": variant,
         "manifest": path,
         "digest": digest,
         "size": sum(layer["size"] for layer in layers) + config_layer["size"],
@@ -165,8 +185,10 @@ def main() -> int:
     ap.add_argument("--seed", default="0", help="seed of the filler bytes (changes the digest)")
     ap.add_argument("--family", default="qwen3", help="model architecture (default qwen3)")
     ap.add_argument("--parameter-count", type=int, default=4022468096, help="general.parameter_count (default 4.0B)")
+    ap.add_argument("--variant", choices=sorted(TEMPLATES), default="thinking",
+                    help="thinking (default: reasons before every answer, like qwen3:4b) or instruct (answers at once)")
     args = ap.parse_args()
-    digest, summary = build(args.name, args.out, args.size, args.seed, args.family, args.parameter_count)
+    digest, summary = build(args.name, args.out, args.size, args.seed, args.family, args.parameter_count, args.variant)
     print(digest)
     print(json.dumps(summary, sort_keys=True))
     return 0

@@ -75,10 +75,13 @@ def test_generate_not_streamed_and_deterministic(http):
     assert all(isinstance(a[k], int) and a[k] > 0 for k in METRICS)
 
 
-def test_num_predict_limits_tokens(http):
+def test_num_predict_limits_tokens_thinking_included(http):
+    # qwen3:4b thinks first (32 thinking tokens by default); num_predict counts them, as in real Ollama.
     r = http.post("/api/generate", json={"model": MODEL, "prompt": "x", "stream": False, "options": {"num_predict": 3}}).json()
     assert r["eval_count"] == 3 and r["done_reason"] == "length"
-    assert r["response"] == "[ollama stand-in] model=qwen3:4b "
+    assert r["response"] == "" and r["thinking"] == "[ollama stand-in] thinking:"
+    r = http.post("/api/generate", json={"model": MODEL, "prompt": "x", "stream": False, "options": {"num_predict": 35}}).json()
+    assert r["eval_count"] == 35 and r["response"] == "[ollama stand-in] model=qwen3:4b "
 
 
 def test_chat_streaming_and_not(http):

@@ -33,6 +33,7 @@ def test_chat_streamed_and_not(standin):
 
 
 def test_generate_with_options(standin):
+    standin.set_control(thinking_tokens=0)
     r = standin.client().generate(model=MODEL, prompt="hello", options={"num_predict": 2, "seed": 1})
     assert r.response == "[ollama stand-in] " and r.done_reason == "length"
 

@@ -8,6 +8,7 @@ that would reach the install path use --check and faked OS facts that fail the s
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -256,6 +257,36 @@ def test_checked_runs_change_nothing(checked):
     _, result = checked
     assert {h: s["changed"] for h, s in result["stats"].items()} == dict.fromkeys(result["stats"], 0)
     assert all(s["failures"] == 1 for s in result["stats"].values())
+
+
+UBUNTU2404 = {**RHEL10, "ansible_distribution": "Ubuntu", "ansible_distribution_version": "24.04",
+              "ansible_distribution_major_version": "24", "ansible_os_family": "Debian",
+              "ansible_kernel": "6.8.0-60-generic"}
+
+
+@pytest.fixture(scope="module")
+def secure_boot(tmp_path_factory):
+    """--check run on a supported OS with a GPU, where `mokutil --sb-state` (a fake on PATH) says enabled."""
+    tmp = tmp_path_factory.mktemp("secureboot")
+    two = str(make_tree(tmp / "two", [H200, RTX]))
+    fake = tmp / "bin"
+    fake.mkdir()
+    (fake / "mokutil").write_text("#!/bin/sh\n[ \"$1\" = --sb-state ] && echo 'SecureBoot enabled'\n")
+    (fake / "mokutil").chmod(0o755)
+    hosts = {"gpu_ubuntu_sb": local_host(nvidia_driver_sysfs_pci_root=two, nvidia_driver_reboot=False, **UBUNTU2404)}
+    return run_playbook(FIXTURES / "role_main.yml", {"all": {"hosts": hosts}}, tmp, "--check",
+                        env_extra={"PATH": "%s:%s" % (fake, os.environ["PATH"])})
+
+
+def test_secure_boot_stops_the_role_before_anything_is_installed(secure_boot):
+    proc, result = secure_boot
+    tasks = task_results(result, "gpu_ubuntu_sb")
+    sb = tasks["Read the Secure Boot state"]
+    assert sb["stdout"] == "SecureBoot enabled" and sb["changed"] is False  # read-only, ran in check mode
+    msg = failure_message(result, "gpu_ubuntu_sb")
+    assert "Secure Boot is enabled on gpu_ubuntu_sb" in msg, proc.stdout[-2000:]
+    assert "nvidia_driver_secure_boot_mok=true" in msg and "Nothing was installed" in msg
+    assert "Blacklist nouveau" not in tasks and result["stats"]["gpu_ubuntu_sb"]["changed"] == 0
 
 
 def test_module_runs_standalone(tmp_path):

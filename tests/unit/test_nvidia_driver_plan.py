@@ -6,6 +6,7 @@ resolved plan as JSON. Every plan is compared with the table below.
 """
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "nvidia_driver"))
 from harness import FIXTURES, local_host, run_playbook  # noqa: E402
+FLAVOUR = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+(-[0-9]+)?([+~][A-Za-z0-9.]+)?-")
 CUDA = "https://developer.download.nvidia.com/compute/cuda/repos"
 EPEL = "https://dl.fedoraproject.org/pub/epel"
 
@@ -51,6 +53,9 @@ HOSTS = {
         {"nvidia_driver_version": "580.95.05", "nvidia_driver_install_kernel_headers": False},
     ),
     "ubuntu2604_future": (facts("Ubuntu", "26.04", "Debian", "7.0.0-10-generic"), {}),
+    "ubuntu2404_aws_proprietary": (facts("Ubuntu", "24.04", "Debian", "6.8.0-1029-aws"),
+                                   {"nvidia_driver_kernel_modules": "proprietary"}),
+    "debian12_cloud": (facts("Debian", "12.11", "Debian", "6.1.0-37-cloud-amd64"), {}),
     "debian12": (facts("Debian", "12.11", "Debian", DEBIAN12_K), {}),
     "debian12_mirror": (
         facts("Debian", "12.11", "Debian", DEBIAN12_K),
@@ -100,7 +105,8 @@ def apt(vars_file, source, packages, repo_dir=None, key=None, *, tested=True, br
         "module_stream": "",
         "packages": packages,
         "extra_packages": list(extra),
-        "headers_packages": [f"linux-headers-{headers}"] if headers else [],
+        # the running kernel's headers, and the metapackage of its flavour (follows kernel updates)
+        "headers_packages": [f"linux-headers-{headers}", "linux-headers-" + FLAVOUR.sub("", headers)] if headers else [],
         "expected_branch": branch,
         "initramfs": "update-initramfs",
     }
@@ -124,7 +130,7 @@ def dnf(vars_file, repo_dir, key, packages, stream, kernel, *, arch="x86_64", te
         "module_stream": stream,
         "packages": packages,
         "extra_packages": ["dkms"],
-        "headers_packages": [f"kernel-devel-{kernel}", f"kernel-headers-{kernel}"],
+        "headers_packages": [f"kernel-devel-{kernel}", f"kernel-headers-{kernel}", "kernel-devel"],
         "expected_branch": "580",
         "initramfs": "dracut",
     }
@@ -133,15 +139,20 @@ def dnf(vars_file, repo_dir, key, packages, stream, kernel, *, arch="x86_64", te
 NONFREE = ("contrib", "non-free", "non-free-firmware")
 
 EXPECTED = {
-    "ubuntu2004": apt("Ubuntu-20.yml", "distro", ["nvidia-driver-580-server-open"], headers="5.4.0-216-generic"),
-    "ubuntu2204": apt("Ubuntu-22.yml", "distro", ["nvidia-driver-580-server-open"], headers="5.15.0-140-generic"),
-    "ubuntu2404": apt("Ubuntu-24.yml", "distro", ["nvidia-driver-580-server-open"]),
+    "ubuntu2004": apt("Ubuntu-20.yml", "distro", ["nvidia-headless-580-server-open", "nvidia-utils-580-server"], headers="5.4.0-216-generic"),
+    "ubuntu2204": apt("Ubuntu-22.yml", "distro", ["nvidia-headless-580-server-open", "nvidia-utils-580-server"], headers="5.15.0-140-generic"),
+    "ubuntu2404": apt("Ubuntu-24.yml", "distro", ["nvidia-headless-580-server-open", "nvidia-utils-580-server"]),
     "ubuntu2404_cuda_proprietary": apt("Ubuntu-24.yml", "cuda", ["cuda-drivers-580"], "ubuntu2404", "3bf863cc.pub"),
-    "ubuntu2404_pinned": apt("Ubuntu-24.yml", "distro", ["nvidia-driver-580-server-open=580.95.05*"], headers=None),
+    "ubuntu2404_pinned": apt("Ubuntu-24.yml", "distro", ["nvidia-headless-580-server-open=580.95.05*",
+                                                     "nvidia-utils-580-server=580.95.05*"], headers=None),
     # Not in the tested matrix: resolved best effort (newest known layout), refused by install.yml
     # unless nvidia_driver_allow_unsupported_os is true.
-    "ubuntu2604_future": apt("Ubuntu.yml", "distro", ["nvidia-driver-580-server-open"], tested=False,
+    "ubuntu2604_future": apt("Ubuntu.yml", "distro", ["nvidia-headless-580-server-open", "nvidia-utils-580-server"], tested=False,
                              headers="7.0.0-10-generic"),
+    "ubuntu2404_aws_proprietary": apt("Ubuntu-24.yml", "distro", ["nvidia-headless-580-server", "nvidia-utils-580-server"],
+                                      headers="6.8.0-1029-aws"),
+    "debian12_cloud": apt("Debian-12.yml", "cuda", ["nvidia-open-580"], "debian12", "3bf863cc.pub",
+                          headers="6.1.0-37-cloud-amd64", components=NONFREE),
     "debian12": apt("Debian-12.yml", "cuda", ["nvidia-open-580"], "debian12", "3bf863cc.pub",
                     headers=DEBIAN12_K, components=NONFREE),
     "debian12_mirror": apt("Debian-12.yml", "cuda", ["nvidia-open-580"], headers=DEBIAN12_K, components=NONFREE,
@@ -237,3 +248,14 @@ def test_resolving_changes_nothing_but_the_dump(resolved):
     # The only change per host is the JSON file the fixture writes on the controller.
     changed = {h: s["changed"] for h, s in result["stats"].items() if h != "unknown_archlinux"}
     assert set(changed.values()) == {1}, changed
+
+
+@pytest.mark.parametrize("host, meta", [
+    ("ubuntu2404", "linux-headers-generic"), ("ubuntu2404_aws_proprietary", "linux-headers-aws"),
+    ("debian12", "linux-headers-amd64"), ("debian12_cloud", "linux-headers-cloud-amd64"),
+    ("debian13", "linux-headers-amd64"), ("alma9", "kernel-devel"),
+])
+def test_headers_follow_kernel_updates(resolved, host, meta):
+    """DKMS rebuilds the module for each new kernel only if that kernel's headers arrive with it."""
+    _, _, plans = resolved
+    assert meta in plans[host]["headers_packages"]

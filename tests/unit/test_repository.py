@@ -70,11 +70,12 @@ def test_defaults_agree_with_argument_spec(role):
 
 
 def readme_rows(role: pathlib.Path) -> dict[str, str]:
+    # A "|" inside a cell is written "\|", as Markdown tables need (e.g. a default with a filter).
     rows = {}
     for line in (role / "README.md").read_text().splitlines():
-        m = re.match(r"^\|\s*`([a-z0-9_]+)`\s*\|\s*(.*?)\s*\|", line)
+        m = re.match(r"^\|\s*`([a-z0-9_]+)`\s*\|\s*((?:[^|\\]|\\.)*?)\s*\|", line)
         if m:
-            rows[m.group(1)] = m.group(2)
+            rows[m.group(1)] = m.group(2).replace("\\|", "|")
     return rows
 
 

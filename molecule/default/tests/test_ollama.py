@@ -111,6 +111,8 @@ def test_unit_is_hardened(props):
     # @system-service minus @privileged: mount(2) is privileged, read(2) is not.
     syscalls = props["SystemCallFilter"].split()
     assert "read" in syscalls and "mount" not in syscalls
+    # @resources is denied except the CPU-affinity and NUMA calls ggml uses (roles/ollama/README.md).
+    assert {"sched_setaffinity", "mbind", "set_mempolicy"} <= set(syscalls) and "setpriority" not in syscalls
 
 
 def test_sandbox_applies_to_the_running_process(host, main_pid):

@@ -167,6 +167,9 @@ def main():
     p = module.params
     try:
         base_show = call(p["url"], "/api/show", {"model": p["base"]}, p["timeout"])
+        if base_show is None and module.check_mode:
+            # The base is installed by an earlier task that check mode only predicted.
+            module.exit_json(changed=True, reasons=["the base model %s is not installed yet" % p["base"]])
         if base_show is None:
             module.fail_json(msg="base model %s is not installed" % p["base"])
         variant_show = call(p["url"], "/api/show", {"model": p["name"]}, p["timeout"])
@@ -182,6 +185,9 @@ def main():
             if left:
                 module.fail_json(msg="created %s but it still differs: %s" % (p["name"], ", ".join(left)), **result)
     except ApiError as exc:
+        if module.check_mode:
+            # Check mode before Ollama is installed: nothing answers yet, the variant would be created.
+            module.exit_json(changed=True, reasons=["Ollama does not answer yet: %s" % exc])
         module.fail_json(msg=str(exc))
     module.exit_json(**result)
 

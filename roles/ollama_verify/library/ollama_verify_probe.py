@@ -1,6 +1,6 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-"""Measure an Ollama endpoint: N streamed /api/chat requests, time to first token and total time.
+"""Measure an Ollama endpoint: N streamed /api/chat requests, time to the first visible token and total time.
 
 Runs where it is executed (on the node for its own API, or on the controller for an endpoint),
 stdlib only (http.client), Python 3.6+. It never fails on slow answers: it reports, and the
@@ -17,11 +17,19 @@ module: ollama_verify_probe
 short_description: Time streamed /api/chat requests against an Ollama API
 description:
   - Sends O(requests) sequential streamed C(/api/chat) requests and measures, per request, the
-    time from opening the connection to the first streamed chunk that carries generated text
-    (C(message.content) or C(message.thinking)), not to the response headers, and the total
-    time to the final C(done) chunk.
-  - Reports nearest-rank p50/p95 of both, the server-reported generation rate and the errors.
-    A request that takes longer than O(timeout_s) is aborted and counted as an error.
+    time from opening the connection to the first streamed chunk with a non-empty
+    C(message.content) (C(response) on C(/api/generate)): the first token a customer sees.
+    Thinking (C(message.thinking)) is never visible to a customer; the time to the first
+    thinking chunk and the number of thinking chunks are reported beside it.
+  - A request whose answer has no visible content (only thinking, or nothing) is an error.
+  - A thinking model asked for C(think=false) may reason anyway; Ollama then passes the reasoning
+    through as content ended by C(</think>). That text counts as thinking, the first visible token
+    is the first content after it, and the result lists it as a problem.
+  - Reports nearest-rank p50/p95 of the times, the server-reported generation rate, the model
+    that answered (the C(model) of the stream), whether it thought, and the errors. A request
+    that takes longer than O(timeout_s) is aborted and counted as an error.
+  - For O(kind=node), reads C(/api/ps) after the requests and reports where the model runs
+    (C(size_vram) against C(size)); with O(require_gpu) a model not wholly in VRAM is a problem.
 options:
   url:
     description: Base URL of the Ollama API, e.g. C(http://10.0.0.11:11434).
@@ -61,9 +69,22 @@ options:
     choices: [node, endpoint]
     default: node
   ttft_p95_limit_s:
-    description: The p95 time to first token above which the result lists a problem.
+    description: The p95 time to the first visible token above which the result lists a problem.
     type: float
     default: 1.5
+  think:
+    description:
+      - C(think) sent with each request; C(false) is what a customer-service client sends to ask
+        for no reasoning (a thinking model may ignore it, which the result then shows).
+      - Empty omits the field.
+    type: str
+    choices: ["", "true", "false"]
+    default: "false"
+  require_gpu:
+    description:
+      - With O(kind=node), fail unless C(/api/ps) shows the model wholly in VRAM (C(size_vram == size)).
+    type: bool
+    default: false
 author: ollama-fleet
 """
 
@@ -99,10 +120,16 @@ def percentile(values, pct):
     return ordered[min(max(rank, 1), len(ordered)) - 1]
 
 
-def chunk_text(chunk):
-    """Generated text carried by one /api/chat (or /api/generate) stream object."""
+def chunk_content(chunk):
+    """Visible answer text of one /api/chat (message.content) or /api/generate (response) object."""
     message = chunk.get("message") or {}
-    return (message.get("content") or "") + (message.get("thinking") or "") + (chunk.get("response") or "")
+    return (message.get("content") or "") + (chunk.get("response") or "")
+
+
+def chunk_thinking(chunk):
+    """Thinking text of one stream object (message.thinking on chat, thinking on generate)."""
+    message = chunk.get("message") or {}
+    return (message.get("thinking") or "") + (chunk.get("thinking") or "")
 
 
 class ProbeError(Exception):
@@ -118,12 +145,19 @@ def _connection(url, timeout):
 
 
 def read_stream(lines, started, deadline, clock=time.perf_counter):
-    """Consume NDJSON lines (an iterator of bytes); returns (first_token_at, done_chunk).
+    """Consume NDJSON lines (an iterator of bytes); returns a dict:
+
+    first_content_at (clock of the first chunk with visible content, or None),
+    first_thinking_at (clock of the first thinking chunk, or None), thinking_chunks (how many
+    chunks carried thinking: one token each as Ollama streams), content_chars, model (the
+    model the stream names) and done (the final chunk).
 
     Raises ProbeError for a server-side error object, a stream that ends without done,
     or a deadline overrun.
     """
-    first = None
+    seen = {"first_content_at": None, "first_thinking_at": None, "thinking_chunks": 0,
+            "content_chars": 0, "model": None, "done": None, "leaked_thinking": False}
+    content_chunks = []  # (clock, text) of every chunk with content
     for raw in lines:
         now = clock()
         if now > deadline:
@@ -137,11 +171,56 @@ def read_stream(lines, started, deadline, clock=time.perf_counter):
             raise ProbeError("invalid JSON in stream: %r" % raw[:80])
         if chunk.get("error"):
             raise ProbeError("server error: %s" % chunk["error"])
-        if first is None and chunk_text(chunk):
-            first = now
+        if seen["model"] is None and chunk.get("model"):
+            seen["model"] = chunk["model"]
+        if chunk_thinking(chunk):
+            seen["thinking_chunks"] += 1
+            if seen["first_thinking_at"] is None:
+                seen["first_thinking_at"] = now
+        content = chunk_content(chunk)
+        if content:
+            content_chunks.append((now, content))
         if chunk.get("done"):
-            return first, chunk
+            seen["done"] = chunk
+            _visible_content(seen, content_chunks)
+            return seen
     raise ProbeError("stream ended before done")
+
+
+THINK_END = "</think>"
+
+
+def _visible_content(seen, content_chunks):
+    """Fill first_content_at/content_chars from the content chunks.
+
+    A thinking model asked for think=false may still reason, and Ollama then passes its reasoning
+    through as content, ended by </think> (no thinking parser runs). Everything up to the last
+    </think> is reasoning the customer sees but did not ask for: it counts as thinking (and sets
+    leaked_thinking); the first visible answer token is the first content after it.
+    """
+    text = "".join(t for _, t in content_chunks)
+    cut = text.rfind(THINK_END)
+    if cut < 0:
+        if content_chunks:
+            seen["first_content_at"] = content_chunks[0][0]
+            seen["content_chars"] = len(text)
+        return
+    cut += len(THINK_END)
+    seen["leaked_thinking"] = True
+    offset = 0
+    for at, piece in content_chunks:
+        end = offset + len(piece)
+        if seen["first_content_at"] is None:
+            if end <= cut or not piece[max(cut - offset, 0):].strip():
+                seen["thinking_chunks"] += 1
+                if seen["first_thinking_at"] is None:
+                    seen["first_thinking_at"] = at
+            else:
+                seen["first_content_at"] = at
+        offset = end
+    seen["content_chars"] = len(text[cut:].strip())
+    if not seen["content_chars"]:
+        seen["first_content_at"] = None
 
 
 def _lines(response, sock_holder, deadline, clock):
@@ -158,9 +237,11 @@ def _lines(response, sock_holder, deadline, clock):
         yield line
 
 
-def probe_once(url, model, prompt, timeout_s, keep_alive="", num_predict=0, clock=time.perf_counter):
+def probe_once(url, model, prompt, timeout_s, keep_alive="", num_predict=0, clock=time.perf_counter, think="false"):
     """One streamed chat; returns a sample dict (error set on failure)."""
     body = {"model": model, "messages": [{"role": "user", "content": prompt}], "stream": True}
+    if think != "":
+        body["think"] = think == "true"
     if keep_alive != "":
         body["keep_alive"] = int(keep_alive) if keep_alive.lstrip("-").isdigit() else keep_alive
     if num_predict:
@@ -168,7 +249,8 @@ def probe_once(url, model, prompt, timeout_s, keep_alive="", num_predict=0, cloc
     payload = json.dumps(body).encode("utf-8")
     started = clock()
     deadline = started + timeout_s
-    sample = {"ttft_s": None, "total_s": None, "eval_count": None, "tokens_per_s": None, "error": None}
+    sample = {"ttft_s": None, "total_s": None, "eval_count": None, "tokens_per_s": None, "error": None,
+              "first_thinking_s": None, "thinking_tokens": 0, "answered_by": None, "leaked_thinking": False}
     conn = None
     try:
         conn, prefix = _connection(url, timeout_s)
@@ -177,14 +259,22 @@ def probe_once(url, model, prompt, timeout_s, keep_alive="", num_predict=0, cloc
         if response.status != 200:
             text = response.read(2000).decode("utf-8", "replace").strip()
             raise ProbeError("HTTP %d: %s" % (response.status, text))
-        first, done = read_stream(_lines(response, conn, deadline, clock), started, deadline, clock)
+        seen = read_stream(_lines(response, conn, deadline, clock), started, deadline, clock)
         ended = clock()
+        sample["answered_by"] = seen["model"]
+        sample["thinking_tokens"] = seen["thinking_chunks"]
+        sample["leaked_thinking"] = seen["leaked_thinking"]
+        if seen["first_thinking_at"] is not None:
+            sample["first_thinking_s"] = seen["first_thinking_at"] - started
         if ended > deadline:
             raise ProbeError("timed out after %.1fs" % timeout_s)
-        if first is None:
-            raise ProbeError("no generated text in the stream")
-        sample["ttft_s"] = first - started
+        if seen["first_content_at"] is None:
+            if seen["thinking_chunks"]:
+                raise ProbeError("empty answer: %d thinking tokens and no message.content" % seen["thinking_chunks"])
+            raise ProbeError("empty answer: no message.content in the stream")
+        sample["ttft_s"] = seen["first_content_at"] - started
         sample["total_s"] = ended - started
+        done = seen["done"]
         count, duration = done.get("eval_count"), done.get("eval_duration")
         sample["eval_count"] = count
         if count and duration:
@@ -226,17 +316,80 @@ def summarize(samples):
         "total_p95_s": percentile(total, 95),
         "total_max_s": max([s["total_s"] for s in samples]) if samples else None,
         "tokens_per_s": percentile(rates, 50),
+        "first_thinking_p50_s": percentile([s["first_thinking_s"] for s in samples if s["first_thinking_s"] is not None], 50),
+        "thinking_tokens_p50": percentile([s["thinking_tokens"] for s in samples if s["answered_by"] is not None], 50),
+        "thought": any(s["thinking_tokens"] for s in samples),
+        "leaked_thinking": any(s.get("leaked_thinking") for s in samples),
+        "answered_by": sorted(set(s["answered_by"] for s in samples if s["answered_by"])),
         "samples": samples,
     }
 
 
-def judge(stats, ttft_p95_limit_s, timeout_s):
+def processor(size, size_vram):
+    """Where a loaded model runs, worded as `ollama ps` words it."""
+    if not size_vram:
+        return "100% CPU"
+    if size_vram == size:
+        return "100% GPU"
+    if size_vram > size or not size:
+        return "Unknown"
+    cpu = int(round((size - size_vram) * 100.0 / size))
+    return "%d%%/%d%% CPU/GPU" % (cpu, 100 - cpu)
+
+
+def full_name(name):
+    """A model name as /api/ps lists it: with the implicit :latest tag."""
+    return name if ":" in name.rsplit("/", 1)[-1] else name + ":latest"
+
+
+def placement(url, model, timeout_s):
+    """Where /api/ps says the model runs: dict(loaded, size, size_vram, processor, cpu_share) or error."""
+    conn = None
+    out = {"loaded": False, "size": None, "size_vram": None, "processor": "-", "cpu_share": None, "error": None}
+    try:
+        conn, prefix = _connection(url, timeout_s)
+        conn.request("GET", prefix + "/api/ps")
+        response = conn.getresponse()
+        body = response.read(1 << 20)
+        if response.status != 200:
+            raise ProbeError("HTTP %d" % response.status)
+        models = json.loads(body.decode("utf-8")).get("models") or []
+    except (OSError, ValueError, ProbeError) as exc:
+        out["error"] = "/api/ps: %s" % (str(exc) or exc.__class__.__name__)
+        return out
+    finally:
+        if conn is not None:
+            conn.close()
+    wanted = full_name(model)
+    for entry in models:
+        if wanted in (entry.get("name"), entry.get("model")):
+            size, vram = int(entry.get("size") or 0), int(entry.get("size_vram") or 0)
+            out.update(loaded=True, size=size, size_vram=vram, processor=processor(size, vram),
+                       cpu_share=(float(size - vram) / size if size and vram <= size else None))
+            return out
+    out["processor"] = "not loaded"
+    return out
+
+
+def judge(stats, ttft_p95_limit_s, timeout_s, require_gpu=False):
     """Human-readable problems of a summary (empty when within the limits)."""
     problems = []
+    gpu = stats.get("gpu")
+    if require_gpu and gpu is not None:
+        if gpu["error"]:
+            problems.append("cannot prove the model runs on the GPU: %s" % gpu["error"])
+        elif not gpu["loaded"]:
+            problems.append("cannot prove the model runs on the GPU: %s is not loaded (/api/ps)" % stats["model"])
+        elif gpu["size_vram"] != gpu["size"]:
+            problems.append("%s of the model on CPU (%s; size_vram %d of %d bytes): not wholly in GPU memory" % (
+                "%d%%" % round(gpu["cpu_share"] * 100) if gpu["cpu_share"] is not None else "part",
+                gpu["processor"], gpu["size_vram"], gpu["size"]))
     if stats["errors"]:
         problems.append("%d of %d requests failed: %s" % (stats["errors"], stats["requests"], "; ".join(stats["error_messages"])))
+    if stats.get("leaked_thinking"):
+        problems.append("the model's reasoning reached message.content (text up to </think>): it ignores think=false")
     if stats["ttft_p95_s"] is not None and stats["ttft_p95_s"] > ttft_p95_limit_s:
-        problems.append("p95 time to first token %.3fs exceeds %.3fs" % (stats["ttft_p95_s"], ttft_p95_limit_s))
+        problems.append("p95 time to first visible token %.3fs exceeds %.3fs" % (stats["ttft_p95_s"], ttft_p95_limit_s))
     if stats["total_max_s"] is not None and stats["total_max_s"] > timeout_s:
         problems.append("slowest request took %.3fs, over the %.1fs limit" % (stats["total_max_s"], timeout_s))
     return problems
@@ -266,13 +419,17 @@ def run(params):
     for _ in range(params["requests"]):
         samples.append(
             probe_once(params["url"], params["model"], params["prompt"], params["timeout_s"],
-                       params["keep_alive"], params["num_predict"])
+                       params["keep_alive"], params["num_predict"], think=params.get("think", "false"))
         )
     result = summarize(samples)
     result.update(url=params["url"], model=params["model"], timeout_s=params["timeout_s"],
                   ttft_p95_limit_s=params["ttft_p95_limit_s"], version=version,
-                  target=params["target"] or params["url"], kind=params["kind"])
-    result["problems"] = judge(result, params["ttft_p95_limit_s"], params["timeout_s"])
+                  target=params["target"] or params["url"], kind=params["kind"],
+                  require_gpu=bool(params.get("require_gpu")),
+                  # Behind a load balancer /api/ps shows some node, not the one that answered.
+                  gpu=placement(params["url"], params["model"], params["timeout_s"]) if params["kind"] == "node" else None)
+    result["processor"] = result["gpu"]["processor"] if result["gpu"] else "-"
+    result["problems"] = judge(result, params["ttft_p95_limit_s"], params["timeout_s"], result["require_gpu"])
     return result
 
 
@@ -289,6 +446,8 @@ def main():
             ttft_p95_limit_s=dict(type="float", default=1.5),
             target=dict(type="str", default=""),
             kind=dict(type="str", default="node", choices=["node", "endpoint"]),
+            think=dict(type="str", default="false", choices=["", "true", "false"]),
+            require_gpu=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )

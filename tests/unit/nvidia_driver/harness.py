@@ -10,8 +10,9 @@ ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = Path(__file__).resolve().parent
 
 
-def run_playbook(playbook, inventory, tmp_path, *extra):
+def run_playbook(playbook, inventory, tmp_path, *extra, env_extra=None):
     env = dict(os.environ)
+    env.update(env_extra or {})
     env.update(
         ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
         ANSIBLE_ROLES_PATH=str(ROOT / "roles"),

@@ -24,12 +24,18 @@ DEFAULTS: Dict[str, Any] = {
     "fault": "none",  # none | hang | http500 | crash
     "fault_paths": INFERENCE_PATHS,  # request paths the fault applies to
     "sigterm": "close",  # close = like real Ollama (drop connections); drain = finish in-flight requests
+    "thinking_tokens": 32,  # thinking tokens a thinking model streams before its answer
+    "vram_fraction": 0.0,  # share of a loaded model /api/ps reports in GPU memory (0 = 100% CPU, 1 = 100% GPU)
 }
 
 
 def _coerce(key: str, value: Any) -> Any:
     if key in ("first_token_ms", "tokens_per_second", "load_ms"):
         return max(float(value), 0.0)
+    if key == "thinking_tokens":
+        return max(int(value), 0)
+    if key == "vram_fraction":
+        return min(max(float(value), 0.0), 1.0)
     if key == "fault_paths":
         if isinstance(value, str):
             return [p.strip() for p in value.split(",") if p.strip()]

@@ -35,6 +35,16 @@ def tokens(model: str, prompt: str, system: str, options: Dict[str, Any]) -> Lis
     return header + body + ["."]
 
 
+def thinking_tokens(model: str, prompt: str, count: int) -> List[str]:
+    """The deterministic reasoning a thinking model streams (message.thinking) before its answer."""
+    if count <= 0:
+        return []
+    digest = hashlib.sha256(("think\0%s\0%s" % (model, prompt)).encode("utf-8")).digest()
+    head = ["[ollama ", "stand-in] ", "thinking:"]
+    body = [" " + _WORDS[digest[i % 32] % len(_WORDS)] for i in range(max(count - len(head), 0))]
+    return (head + body)[:count]
+
+
 def limit(seq: List[str], options: Dict[str, Any]):
     """Apply num_predict and stop sequences; returns (tokens, done_reason)."""
     out: List[str] = []

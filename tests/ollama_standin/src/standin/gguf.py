@@ -67,9 +67,19 @@ def _read(f: BinaryIO, n: int) -> bytes:
     return data
 
 
+def _remaining(f: BinaryIO) -> int:
+    here = f.tell()
+    end = f.seek(0, 2)
+    f.seek(here)
+    return end - here
+
+
 def _read_value(f: BinaryIO, vtype: int) -> Any:
     if vtype == T_STRING:
         (length,) = struct.unpack("<Q", _read(f, 8))
+        # A garbage length must not become a huge allocation (MemoryError): it is a bad file.
+        if length > _remaining(f):
+            raise GGUFError("invalid string length %d" % length)
         return _read(f, length).decode("utf-8", "replace")
     if vtype == T_ARRAY:
         etype, count = struct.unpack("<IQ", _read(f, 12))

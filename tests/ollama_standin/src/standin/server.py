@@ -267,7 +267,12 @@ def h_tags(h: Handler) -> None:
 
 
 def h_ps(h: Handler) -> None:
-    h.send_json(200, {"models": h.server.scheduler.ps()})
+    # size_vram follows the vram_fraction knob (default 0: 100% CPU, as on the GPU-less test hosts).
+    fraction = control.current()["vram_fraction"]
+    models = h.server.scheduler.ps()
+    for entry in models:
+        entry["size_vram"] = int(round(entry["size"] * fraction))
+    h.send_json(200, {"models": models})
 
 
 def h_show(h: Handler) -> None:
@@ -692,12 +697,18 @@ def run_inference(h: Handler, req: Dict[str, Any], kind: str, path: str, emit: O
         h.send_json(200, done_message(kind, model_name, time.time(), "unload"))
         return
     think = req.get("think")
-    if think not in (None, False) and "thinking" not in model.capabilities():
+    thinks = "thinking" in model.capabilities()
+    if think not in (None, False) and not thinks:
         h.send_error_json(400, "%s does not support thinking" % json.dumps(model_name))
         return
     knobs = control.current()
     fault = h.apply_fault(knobs, path)
     if fault is None:
+        return
+    # Like real Ollama: a malformed model is listed, and fails only when it is loaded.
+    load_error = model.load_error()
+    if load_error:
+        h.send_error_json(500, load_error)
         return
     options = dict(model.options)
     options.update(req.get("options") or {})
@@ -712,21 +723,37 @@ def run_inference(h: Handler, req: Dict[str, Any], kind: str, path: str, emit: O
             h.send_json(200, done_message(kind, model_name, time.time(), "load"))
             return
         prompt, system = inf.prompt_parts(model)
+        # A thinking model (its template has <think>) reasons before every answer, like the
+        # thinking Qwen3 2507 build. Without `think` Ollama enables thinking for such a model and
+        # its parser moves the reasoning to message.thinking / thinking. With think=false that
+        # model reasons anyway (ollama/ollama#12438, #12917) but no thinking parser runs, so the
+        # reasoning arrives as content, ended by </think> (server/routes.go, model/parsers/qwen3.go).
+        # Thinking tokens count against num_predict, as in real Ollama.
+        thoughts = generation.thinking_tokens(model.short_name, prompt, knobs["thinking_tokens"]) if thinks else []
+        leaked = thinks and think is False
+        budget = dict(options)
+        if isinstance(options.get("num_predict"), (int, float)) and options["num_predict"] >= 0:
+            thoughts = thoughts[: int(options["num_predict"])]
+            budget["num_predict"] = int(options["num_predict"]) - len(thoughts)
         seq = generation.tokens(model.short_name, prompt, system, options)
-        toks, done_reason = generation.limit(seq, options)
+        toks, done_reason = generation.limit(seq, budget)
         if req.get("format"):
             toks = [json.dumps({"ollama_standin": "".join(toks)}, ensure_ascii=False)]
         emitter = emit or Emitter(h, kind, model_name, req.get("stream") is not False)
-        if think not in (None, False):
-            emitter.thinking("%s no reasoning performed" % STANDIN_TAG)
         first_token_at = loaded_at
-        for i, tok in enumerate(toks):
+        if leaked and thoughts:
+            thoughts[-1] += "\n</think>\n\n"
+        stream = [(not leaked, t) for t in thoughts] + [(False, t) for t in toks]
+        for i, (thinking, tok) in enumerate(stream):
             if i == 0:
                 _sleep(knobs["first_token_ms"] / 1000.0)
                 first_token_at = time.monotonic()
             elif knobs["tokens_per_second"] > 0:
                 _sleep(1.0 / knobs["tokens_per_second"])
-            emitter.token(tok)
+            if thinking:
+                emitter.thinking(tok)
+            else:
+                emitter.token(tok)
             if i == 0 and fault == "crash":
                 crash()
         if fault == "crash":
@@ -737,7 +764,7 @@ def run_inference(h: Handler, req: Dict[str, Any], kind: str, path: str, emit: O
             "load_duration": max(int((loaded_at - inf.started) * 1e9), 1),
             "prompt_eval_count": max(generation.count_tokens(system + " " + prompt), 1),
             "prompt_eval_duration": max(int((first_token_at - loaded_at) * 1e9), 1),
-            "eval_count": len(toks),
+            "eval_count": len(toks) + len(thoughts),
             "eval_duration": max(int((end - first_token_at) * 1e9), 1),
         }
         if not metrics["eval_count"]:
@@ -858,7 +885,12 @@ class OpenAIEmitter(Emitter):
         self.sse.write_raw(b"data: " + gofmt.go_json(obj) + b"\n\n")
 
     def thinking(self, text: str) -> None:
+        # openai/openai.go streams thinking as the delta's "reasoning", content empty.
         self.thought += text
+        if self.sse is not None:
+            delta = {"role": "assistant", "content": "", "reasoning": text} if self.first else {"content": "", "reasoning": text}
+            self.first = False
+            self._send(self._chunk(delta, None))
 
     def token(self, tok: str) -> None:
         self.text.append(tok)

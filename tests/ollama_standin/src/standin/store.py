@@ -254,6 +254,15 @@ class Model:
                 return {}
         return {}
 
+    def load_error(self) -> str:
+        """Why loading the weights would fail (a malformed GGUF), or "" when they load."""
+        if self.model_path and gguf.is_gguf(self.model_path):
+            try:
+                gguf.read_metadata(self.model_path)
+            except (OSError, gguf.GGUFError) as exc:
+                return "unable to load model: %s (%s)" % (self.model_path, exc)
+        return ""
+
     def details(self) -> Dict[str, Any]:
         return {
             "parent_model": self.parent_model,

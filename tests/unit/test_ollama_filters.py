@@ -1,0 +1,74 @@
+"""plugins/filter/ollama.py: the one definition of the API URL and of the /api/tags -> name@digest rule,
+and that no role writes either rule again."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import re
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+# Loaded by path: "ollama" is also the name of the Ollama Python client the stand-in tests import.
+_spec = importlib.util.spec_from_file_location("ollama_fleet_filters", ROOT / "plugins" / "filter" / "ollama.py")
+f = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(f)
+
+A = "a" * 64
+B = "b" * 64
+TAGS = {"models": [{"name": "qwen3:4b", "digest": A}, {"name": "qwen3-cs:latest", "digest": "sha256:" + B}]}
+
+
+@pytest.mark.parametrize("bind, port, url", [
+    ("", 11434, "http://127.0.0.1:11434"),
+    ("0.0.0.0", 11434, "http://127.0.0.1:11434"),
+    ("::", "8080", "http://[::1]:8080"),
+    ("[::]", 11434, "http://[::1]:11434"),
+    (None, 11434, "http://127.0.0.1:11434"),
+    ("10.0.0.11", 11434, "http://10.0.0.11:11434"),
+    ("fd00::11", 11434, "http://[fd00::11]:11434"),
+    ("[fd00::11]", 11434, "http://[fd00::11]:11434"),
+    ("node1.lan", 11500, "http://node1.lan:11500"),
+])
+def test_api_url(bind, port, url):
+    assert f.ollama_api_url(bind, port) == url
+
+
+def test_api_url_rejects_a_bad_port():
+    with pytest.raises(Exception, match="port must be a number"):
+        f.ollama_api_url("1.2.3.4", "x")
+
+
+@pytest.mark.parametrize("name, full", [
+    ("qwen3-cs", "qwen3-cs:latest"), ("qwen3:4b", "qwen3:4b"),
+    ("mirror:5000/library/qwen3", "mirror:5000/library/qwen3:latest"),
+    ("mirror:5000/library/qwen3:4b", "mirror:5000/library/qwen3:4b"),
+])
+def test_model_name(name, full):
+    assert f.ollama_model_name(name) == full
+
+
+def test_digests_of_tags_and_of_nothing():
+    assert f.ollama_digests(TAGS) == {"qwen3:4b": A, "qwen3-cs:latest": B}
+    for missing in (None, {}, "", {"models": None}):
+        assert f.ollama_digests(missing) == {}
+
+
+def test_unmet_pins():
+    pins = [{"name": "qwen3:4b", "digest": "sha256:" + A}, {"name": "qwen3-cs", "digest": B},
+            {"name": "qwen3:1.7b", "digest": A}, {"name": "qwen3-cs", "digest": A}]
+    assert f.ollama_unmet_pins(pins, TAGS) == ["qwen3:1.7b@" + A, "qwen3-cs:latest@" + A]
+    assert f.ollama_unmet_pins(pins[:1], None) == ["qwen3:4b@" + A]
+
+
+def test_each_rule_has_one_definition():
+    """grep finds no second derivation of the API URL or of name@digest from /api/tags."""
+    roles = [p for p in (ROOT / "roles").rglob("*") if p.is_file() and p.suffix in (".yml", ".j2", ".py")]
+    for path in roles:
+        text = path.read_text()
+        assert not re.search(r"http://\{\{.*ollama_bind_address", text, re.S), f"{path}: API URL derived again"
+        assert not re.search(r"'127\.0\.0\.1' if ollama_bind_address", text), f"{path}: wildcard rule written again"
+        assert "map('join', '@')" not in text, f"{path}: name@digest built again"
+        assert "map(attribute='digest')" not in text, f"{path}: /api/tags digests read again"
+        assert ":latest')" not in text, f"{path}: the :latest rule written again"
