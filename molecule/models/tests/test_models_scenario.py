@@ -221,7 +221,7 @@ def test_corrupt_blob_in_a_bundle_is_rejected_and_nothing_is_installed(host, tmp
     bundle = FIXTURES / "bundle-corrupt"
     manifest = json.loads((bundle / "manifests/registry.ollama.ai/library/qwen3/8b").read_text())
     corrupt_blob = manifest["layers"][0]["digest"].replace(":", "-")
-    models = HOST_VARS["ollama_models_list"][:1] + [
+    models = HOST_VARS["ollama_models_list"][:2] + [
         {"name": "qwen3:8b", "digest": PIN_CORRUPT, "source": "bundle", "bundle": str(bundle)}]
     before = tags(host)
     rc, out = playbook("models.yml", "-e", extra_vars(tmp_path, ollama_models_list=models))
