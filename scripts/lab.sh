@@ -30,6 +30,8 @@ build_fixtures() {
   version=$(.venv/bin/ansible-inventory -i inventories/lab --host lab-node1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["ollama_version"])')
   python3 tests/ollama_standin/build_release.py --version "$version" --out ".cache/releases/$version" >/dev/null
   python3 tests/ollama_standin/build_model.py --name qwen3:4b --out .cache/models-bundle >/dev/null
+  # The front's CA, certificate and API key (kept once made), read by the lab overlay.
+  .venv/bin/python scripts/lab_secrets.py .cache/lab >/dev/null
 }
 
 create() {
@@ -48,6 +50,7 @@ create() {
     docker run -d --name "$name" --hostname "$name" --label "$label" \
       --network "$network" --ip "$address" \
       --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add NET_RAW --cgroupns=host \
+      --sysctl net.ipv4.ip_nonlocal_bind=1 \
       -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /tmp \
       "ollama-fleet/$image:current" /lib/systemd/systemd SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1 >/dev/null
     echo "lab: started $name ($image, $address)"
