@@ -32,6 +32,8 @@ build_fixtures() {
   python3 tests/ollama_standin/build_model.py --name qwen3:4b --out .cache/models-bundle >/dev/null
   python3 tests/ollama_standin/build_model.py --name qwen3:4b-instruct-2507-q4_K_M --variant instruct \
     --out .cache/models-bundle >/dev/null
+  # The front's CA, certificate and API key (kept once made), read by the lab overlay.
+  .venv/bin/python scripts/lab_secrets.py .cache/lab >/dev/null
 }
 
 create() {
@@ -50,6 +52,7 @@ create() {
     docker run -d --name "$name" --hostname "$name" --label "$label" \
       --network "$network" --ip "$address" \
       --cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add NET_RAW --cgroupns=host \
+      --sysctl net.ipv4.ip_nonlocal_bind=1 \
       -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /tmp \
       "ollama-fleet/$image:current" /lib/systemd/systemd SYSTEMD_CGROUP_ENABLE_LEGACY_FORCE=1 >/dev/null
     echo "lab: started $name ($image, $address)"

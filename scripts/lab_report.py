@@ -8,8 +8,12 @@ models it reports come from that test double, and the report says so.
 from __future__ import annotations
 
 import json
+import pathlib
+import shlex
 import subprocess
 import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 SERVICES = ("ollama", "haproxy", "keepalived")
 
@@ -66,7 +70,33 @@ def main() -> int:
     if any(r[5] != "-" for r in rows):
         print("\nNote: the lab's Ollama is the stand-in test double from tests/ollama_standin, not real Ollama;"
               " its versions, models and answers are synthetic.")
-    return 0 if all(r[3] != "unreachable" for r in rows) else 1
+    front_ok = front(inv, groups)
+    return 0 if all(r[3] != "unreachable" for r in rows) and front_ok else 1
+
+
+def front(inv: dict, groups: dict) -> bool:
+    """Print the front's URL, CA, a key and a curl that works from the controller; try it."""
+    lbs = sorted(groups.get("lb_nodes", set()))
+    if not lbs:
+        return True
+    hv = inv["_meta"]["hostvars"][lbs[0]]
+    vip = str(hv.get("keepalived_vip_cidr", "")).split("/")[0]
+    tls = hv.get("haproxy_tls", True) in (True, "true", "True")
+    port = hv.get("haproxy_bind_port", 443 if tls else 80)
+    url = f"{'https' if tls else 'http'}://{vip}" + ("" if port in (443, "443") and tls else f":{port}")
+    ca = ROOT / ".cache" / "lab" / "tls" / "ca.crt"
+    key_file = ROOT / ".cache" / "lab" / "api-key"
+    key = key_file.read_text().strip() if key_file.is_file() else ""
+    holder = [name for name in lbs if in_container(name, f"ip -o -4 addr show | grep -w {vip}/")]
+    curl = ["curl", "-sS", "--fail-with-body", "--cacert", str(ca), "-H", f"Authorization: Bearer {key}",
+            f"{url}/api/chat", "-d", '{"model": "qwen3-cs", "stream": false, "messages": [{"role": "user", "content": "Hello"}]}']
+    print(f"\nFront (virtual IP, held by {', '.join(holder) or 'nobody'}): {url}")
+    print(f"CA certificate: {ca}")
+    print(f"API key (name lab, in {key_file}): {key}")
+    print("Try it:\n  " + " ".join(shlex.quote(c) for c in curl))
+    res = subprocess.run(curl, capture_output=True, text=True, timeout=60)
+    print("  -> " + ("works" if res.returncode == 0 else f"FAILED (curl exit {res.returncode}): {(res.stdout + res.stderr).strip()[:300]}"))
+    return res.returncode == 0
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ import configparser
 import os
 import pathlib
 import re
+import shutil
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -17,10 +19,13 @@ PRODUCTION = ROOT / "inventories" / "production"
 LAB = ROOT / "inventories" / "lab"
 GROUPS = ("all", "ollama_nodes", "lb_nodes")
 # What a lab may change, and nothing else: addresses and client/admin sources, the stand-in's
-# release and model sources, and waits that a container makes shorter.
+# release and model sources, waits that a container makes shorter, and the front's address,
+# firewall sources and secret files (made by scripts/lab_secrets.py, never committed).
 LAB_MAY_SET = {
     "lab_cache", "firewall_admin_sources", "firewall_client_sources", "firewall_lb_sources",
     "ollama_source", "ollama_controller_dir", "ollama_models_list", "ollama_start_timeout",
+    "keepalived_vip_cidr", "firewall_extra_rules", "haproxy_tls_certificate_file", "haproxy_tls_key_file",
+    "haproxy_tls_ca_file", "haproxy_api_keys",
 }
 
 
@@ -32,10 +37,28 @@ def preflight(inventory: pathlib.Path) -> subprocess.CompletedProcess:
     )
 
 
+def with_secrets(inventory: pathlib.Path, tmp_path: pathlib.Path) -> pathlib.Path:
+    """The front's secrets are never committed: a site puts them in <inventory>/secrets/, the lab
+    makes them in .cache/lab/ (scripts/lab_secrets.py). Both are made here the same way."""
+    if inventory == LAB:
+        subprocess.run([sys.executable, str(ROOT / "scripts/lab_secrets.py")], check=True, capture_output=True)
+        return inventory
+    site = tmp_path / "site"
+    shutil.copytree(inventory, site)
+    subprocess.run([sys.executable, str(ROOT / "scripts/lab_secrets.py"), str(tmp_path / "made")], check=True, capture_output=True)
+    (site / "secrets").mkdir()
+    for name in ("front.crt", "front.key"):
+        shutil.copy(tmp_path / "made" / "tls" / name, site / "secrets" / name)
+    key = (tmp_path / "made" / "api-key").read_text().strip()
+    (site / "secrets" / "api-keys.yml").write_text(yaml.safe_dump([{"name": "crm", "key": key}]))
+    return site
+
+
 @pytest.mark.parametrize("inventory", [PRODUCTION, LAB], ids=["production", "lab"])
-def test_preflight_passes_on_the_inventory_as_shipped(inventory):
-    """No facts, no exported variables, no reachable host: validation alone, on every host."""
-    run = preflight(inventory)
+def test_preflight_passes_on_the_inventory_as_shipped(inventory, tmp_path):
+    """No facts, no exported variables, no reachable host: validation alone, on every host.
+    Only the secrets a site or the lab provides are added (they are never committed)."""
+    run = preflight(with_secrets(inventory, tmp_path))
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-3000:]
     recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", out, re.M)

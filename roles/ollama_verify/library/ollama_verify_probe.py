@@ -85,6 +85,14 @@ options:
       - With O(kind=node), fail unless C(/api/ps) shows the model wholly in VRAM (C(size_vram == size)).
     type: bool
     default: false
+  headers:
+    description: Extra request headers, e.g. C(Authorization) for an endpoint behind the front (never logged).
+    type: dict
+    default: {}
+  ca_file:
+    description: CA certificate file that an C(https) URL's certificate must chain to (empty = the system trust store).
+    type: str
+    default: ""
 author: ollama-fleet
 """
 
@@ -97,6 +105,7 @@ probe:
 
 import json
 import math
+import ssl
 import time
 
 try:
@@ -136,12 +145,15 @@ class ProbeError(Exception):
     pass
 
 
-def _connection(url, timeout):
+def _connection(url, timeout, ca_file=""):
+    """A connection to url; https verifies the certificate (against ca_file when given)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ProbeError("unsupported URL %s" % url)
-    cls = HTTPSConnection if parts.scheme == "https" else HTTPConnection
-    return cls(parts.hostname, parts.port, timeout=timeout), (parts.path or "").rstrip("/")
+    if parts.scheme == "https":
+        context = ssl.create_default_context(cafile=ca_file or None)
+        return HTTPSConnection(parts.hostname, parts.port, timeout=timeout, context=context), (parts.path or "").rstrip("/")
+    return HTTPConnection(parts.hostname, parts.port, timeout=timeout), (parts.path or "").rstrip("/")
 
 
 def read_stream(lines, started, deadline, clock=time.perf_counter):
@@ -237,7 +249,8 @@ def _lines(response, sock_holder, deadline, clock):
         yield line
 
 
-def probe_once(url, model, prompt, timeout_s, keep_alive="", num_predict=0, clock=time.perf_counter, think="false"):
+def probe_once(url, model, prompt, timeout_s, keep_alive="", num_predict=0, clock=time.perf_counter, think="false",
+               headers=None, ca_file=""):
     """One streamed chat; returns a sample dict (error set on failure)."""
     body = {"model": model, "messages": [{"role": "user", "content": prompt}], "stream": True}
     if think != "":
@@ -253,8 +266,8 @@ def probe_once(url, model, prompt, timeout_s, keep_alive="", num_predict=0, cloc
               "first_thinking_s": None, "thinking_tokens": 0, "answered_by": None, "leaked_thinking": False}
     conn = None
     try:
-        conn, prefix = _connection(url, timeout_s)
-        conn.request("POST", prefix + "/api/chat", payload, {"Content-Type": "application/json"})
+        conn, prefix = _connection(url, timeout_s, ca_file)
+        conn.request("POST", prefix + "/api/chat", payload, dict(headers or {}, **{"Content-Type": "application/json"}))
         response = conn.getresponse()
         if response.status != 200:
             text = response.read(2000).decode("utf-8", "replace").strip()
@@ -395,12 +408,12 @@ def judge(stats, ttft_p95_limit_s, timeout_s, require_gpu=False):
     return problems
 
 
-def server_version(url, timeout_s):
+def server_version(url, timeout_s, headers=None, ca_file=""):
     """The version /api/version reports, or an error text in angle brackets."""
     conn = None
     try:
-        conn, prefix = _connection(url, timeout_s)
-        conn.request("GET", prefix + "/api/version")
+        conn, prefix = _connection(url, timeout_s, ca_file)
+        conn.request("GET", prefix + "/api/version", headers=dict(headers or {}))
         response = conn.getresponse()
         body = response.read(4096)
         if response.status != 200:
@@ -414,12 +427,14 @@ def server_version(url, timeout_s):
 
 
 def run(params):
-    version = server_version(params["url"], params["timeout_s"])
+    headers, ca_file = params.get("headers") or {}, params.get("ca_file") or ""
+    version = server_version(params["url"], params["timeout_s"], headers, ca_file)
     samples = []
     for _ in range(params["requests"]):
         samples.append(
             probe_once(params["url"], params["model"], params["prompt"], params["timeout_s"],
-                       params["keep_alive"], params["num_predict"], think=params.get("think", "false"))
+                       params["keep_alive"], params["num_predict"], think=params.get("think", "false"),
+                       headers=headers, ca_file=ca_file)
         )
     result = summarize(samples)
     result.update(url=params["url"], model=params["model"], timeout_s=params["timeout_s"],
@@ -448,6 +463,8 @@ def main():
             kind=dict(type="str", default="node", choices=["node", "endpoint"]),
             think=dict(type="str", default="false", choices=["", "true", "false"]),
             require_gpu=dict(type="bool", default=False),
+            headers=dict(type="dict", default={}, no_log=True),
+            ca_file=dict(type="str", default=""),
         ),
         supports_check_mode=True,
     )

@@ -1,0 +1,134 @@
+"""Checks for the haproxy role's inputs that an argument spec cannot express.
+
+Every function returns the problems it finds as text that names the item but never contains a
+secret (an API key is referred to by its list index and its owner's name only).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+KEY_RE = re.compile(r"^[A-Za-z0-9._~+/=-]+$")  # RFC 6750 b64token: no spaces, safe in a map file
+NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+DIGEST_RE = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
+TIME_RE = re.compile(r"^[0-9]+(us|ms|s|m|h|d)?$")
+MIN_KEY_LENGTH = 32
+
+
+def haproxy_api_key_problems(keys):
+    """Problems of haproxy_api_keys: empty list, short or malformed keys, duplicates."""
+    if not keys:
+        return ["haproxy_api_keys is empty: the front would let nobody in. List at least one {name, key}."]
+    problems = []
+    names, seen = set(), set()
+    for index, item in enumerate(keys):
+        item = item if isinstance(item, dict) else {}
+        name = str(item.get("name") or "")
+        key = str(item.get("key") or "")
+        where = "haproxy_api_keys[%d] (%s)" % (index, name or "no name")
+        if not NAME_RE.match(name):
+            problems.append("%s: name must be letters, digits, '.', '_' or '-'" % where)
+        elif name in names:
+            problems.append("%s: the name is used twice" % where)
+        names.add(name)
+        if len(key) < MIN_KEY_LENGTH:
+            problems.append("%s: key is shorter than %d characters" % (where, MIN_KEY_LENGTH))
+        elif not KEY_RE.match(key):
+            problems.append("%s: key may hold only A-Z a-z 0-9 . _ ~ + / = -" % where)
+        elif key in seen:
+            problems.append("%s: key is the same as an earlier item's" % where)
+        seen.add(key)
+    return problems
+
+
+def haproxy_digest_hex(digests):
+    """The 64-hex form of manifest digests (what /api/tags reports), order kept, no duplicates."""
+    out = []
+    for digest in digests or []:
+        hexpart = str(digest).strip().lower()
+        hexpart = hexpart[len("sha256:"):] if hexpart.startswith("sha256:") else hexpart
+        if hexpart not in out:
+            out.append(hexpart)
+    return out
+
+
+def haproxy_invalid_digests(digests):
+    return [str(d) for d in digests or [] if not DIGEST_RE.match(str(d).strip().lower())]
+
+
+def haproxy_invalid_times(values):
+    """Names of the {name: value} entries that are not HAProxy times (e.g. 5s, 300s, 2m)."""
+    return [name for name, value in (values or {}).items() if not TIME_RE.match(str(value))]
+
+
+def haproxy_endpoint_problems(endpoints, node_changing, known_methods):
+    problems = []
+    for index, item in enumerate(endpoints or []):
+        item = item if isinstance(item, dict) else {}
+        path = str(item.get("path") or "")
+        methods = item.get("methods") or []
+        where = "haproxy_allowed_endpoints[%d] (%s)" % (index, path or "no path")
+        if not path.startswith("/") or re.search(r"[\s?#%]", path):
+            problems.append("%s: path must be an exact absolute path without query" % where)
+        if any(path == p or path.startswith(p.rstrip("/") + "/") for p in node_changing):
+            problems.append("%s: changes a node and must never pass the edge" % where)
+        bad = [m for m in methods if m not in known_methods]
+        if not methods or bad:
+            problems.append("%s: methods must be a non-empty list of %s (bad: %s)" % (where, ", ".join(known_methods), bad))
+    return problems
+
+
+def haproxy_valid_bind_address(value):
+    value = str(value)
+    if value == "*":
+        return True
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def haproxy_backend_servers(names, hostvars):
+    """Backend servers of the hosts `names`: their ollama_bind_address (ansible_host when that is a
+    wildcard or unset), ollama_port (11434) and ollama_num_parallel (1) as maxconn."""
+    servers = []
+    for name in names or []:
+        hv = hostvars[name]
+        bind = str(hv.get("ollama_bind_address") or "")
+        address = bind if bind not in ("", "0.0.0.0", "::") else str(hv.get("ansible_host") or name)
+        servers.append({"name": name, "address": address, "port": int(hv.get("ollama_port") or 11434),
+                        "maxconn": int(hv.get("ollama_num_parallel") or 1)})
+    return servers
+
+
+def haproxy_serving_digests(names, hostvars):
+    """The digests that make each of the hosts `names` worth traffic: the pin of the model its
+    customer-service variant is built FROM (ollama_models_cs_from), which is what answers; a host
+    without a variant, or whose base is not among its pins, counts all its pinned digests."""
+    digests = []
+    for name in names or []:
+        hv = hostvars[name]
+        pins = list(hv.get("ollama_models_list") or [])
+        base = str(hv.get("ollama_models_cs_from") or "") if hv.get("ollama_models_cs_enabled", True) else ""
+        tagged = base if ":" in base.rsplit("/", 1)[-1] else base + ":latest"
+        serving = [p for p in pins if base and p.get("name") in (base, tagged)]
+        for pin in serving or pins:
+            if pin.get("digest") and pin["digest"] not in digests:
+                digests.append(pin["digest"])
+    return digests
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "haproxy_serving_digests": haproxy_serving_digests,
+            "haproxy_api_key_problems": haproxy_api_key_problems,
+            "haproxy_digest_hex": haproxy_digest_hex,
+            "haproxy_invalid_digests": haproxy_invalid_digests,
+            "haproxy_invalid_times": haproxy_invalid_times,
+            "haproxy_endpoint_problems": haproxy_endpoint_problems,
+            "haproxy_valid_bind_address": haproxy_valid_bind_address,
+            "haproxy_backend_servers": haproxy_backend_servers,
+        }
