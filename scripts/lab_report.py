@@ -87,7 +87,7 @@ def front(inv: dict, groups: dict) -> bool:
     ca = ROOT / ".cache" / "lab" / "tls" / "ca.crt"
     key_file = ROOT / ".cache" / "lab" / "api-key"
     key = key_file.read_text().strip() if key_file.is_file() else ""
-    holder = [name for name in lbs if in_container(name, f"ip -o -4 addr show | grep -w {vip}/")]
+    holder = [name for name in lbs if in_container(name, f"ip -o -4 addr show | grep -F ' {vip}/'")]
     curl = ["curl", "-sS", "--fail-with-body", "--cacert", str(ca), "-H", f"Authorization: Bearer {key}",
             f"{url}/api/chat", "-d", '{"model": "qwen3-cs", "stream": false, "messages": [{"role": "user", "content": "Hello"}]}']
     print(f"\nFront (virtual IP, held by {', '.join(holder) or 'nobody'}): {url}")
