@@ -42,16 +42,7 @@ Tools available:{{ range .Tools }} {{ .Function.Name }}{{ end }}<|im_end|>
 
 # The non-thinking (instruct) build: no <think> in the template, so no "thinking" capability,
 # like qwen3:4b-instruct-2507-q4_K_M; it answers at once.
-TEMPLATE_INSTRUCT = """{{- if .System }}<|im_start|>system
-{{ .System }}<|im_end|>
-{{ end }}
-{{- if .Tools }}<|im_start|>system
-Tools available:{{ range .Tools }} {{ .Function.Name }}{{ end }}<|im_end|>
-{{ end }}
-{{- range .Messages }}<|im_start|>{{ .Role }}
-{{ .Content }}<|im_end|>
-{{ end }}<|im_start|>assistant
-"""
+TEMPLATE_INSTRUCT = TEMPLATE.replace("{{ if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}", "")
 
 TEMPLATES = {"thinking": TEMPLATE, "instruct": TEMPLATE_INSTRUCT}
 
