@@ -155,7 +155,7 @@ class FakeConnection:
 def probe_with(monkeypatch, raw_lines, think="false"):
     clock = LineClock()
     conn = FakeConnection(raw_lines, clock)
-    monkeypatch.setattr(probe, "_connection", lambda url, timeout: (conn, ""))
+    monkeypatch.setattr(probe, "_connection", lambda url, timeout, *_: (conn, ""))
     sample = probe.probe_once("http://node:11434", "qwen3:4b", "hello", 100, clock=clock, think=think)
     return sample, conn.sent
 
