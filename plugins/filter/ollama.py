@@ -4,7 +4,9 @@ Each rule is written once, here:
 - ollama_api_url: the URL a node uses to reach its own Ollama from ollama_bind_address/ollama_port;
 - ollama_model_name: a model name as Ollama lists it (the implicit ``:latest`` tag made explicit);
 - ollama_digests: an /api/tags (or /api/ps) body as {name: manifest digest (64 hex)};
-- ollama_unmet_pins: the ``name@digest`` pins such a body does not satisfy.
+- ollama_unmet_pins: the ``name@digest`` pins such a body does not satisfy;
+- ollama_serving_guard: whether a change that interrupts a node (restart, reboot, a new model pin)
+  may go ahead outside playbooks/upgrade.yml, and if not, the message that says why.
 
 Found through ``filter_plugins`` in ansible.cfg (ansible-playbook and ansible-lint from the
 repository root) and ANSIBLE_FILTER_PLUGINS in .config/molecule/config.yml (Molecule writes its
@@ -64,15 +66,34 @@ def ollama_digests(body):
     return out
 
 
-def ollama_unmet_pins(pins, body):
-    """``name@digest`` of each pin ({name, digest}) that the /api/tags body does not list at its digest."""
+def ollama_unmet_pins(pins, body, moved_only=False):
+    """``name@digest`` of each pin ({name, digest}) that the /api/tags body does not list at its
+    digest; with ``moved_only``, only of those it lists at another digest (a pin that changed)."""
     installed = ollama_digests(body)
     unmet = []
     for pin in pins or []:
         name, digest = ollama_model_name(pin["name"]), _digest(pin["digest"])
-        if installed.get(name) != digest:
+        if installed.get(name) != digest and (installed.get(name) or not moved_only):
             unmet.append("%s@%s" % (name, digest))
     return unmet
+
+
+def ollama_serving_guard(interruptions, host, serving, load_balancers, drained=False):
+    """'' when the ``interruptions`` (a list of reasons, e.g. ["version 0.33.1 switched in"]) may
+    happen on ``host`` now, else the refusal. They may when there are none, when the node does not
+    serve (``serving`` false), when the fleet has no front to take its traffic elsewhere (no
+    ``load_balancers``: nothing can drain it), or when playbooks/upgrade.yml drained it first
+    (``drained``, i.e. ollama_node_drained). Otherwise the change would cut the streams in flight
+    (Ollama closes them on SIGTERM) and, for a new pin, fail the front's health check of a node
+    that still serves: it must go through the rolling upgrade."""
+    reasons = [str(r) for r in interruptions or [] if r]
+    if not reasons or not serving or not load_balancers or drained:
+        return ""
+    return (
+        "%s serves customers behind the front, and this run would interrupt it (%s). The running service was left as it was. "
+        "Roll the change through the fleet one node at a time, drained from the load balancers first: "
+        "ansible-playbook -i <inventory> playbooks/upgrade.yml" % (host, "; ".join(reasons))
+    )
 
 
 class FilterModule:
@@ -82,4 +103,5 @@ class FilterModule:
             "ollama_model_name": ollama_model_name,
             "ollama_digests": ollama_digests,
             "ollama_unmet_pins": ollama_unmet_pins,
+            "ollama_serving_guard": ollama_serving_guard,
         }

@@ -150,3 +150,21 @@ def test_fault_crash_mid_stream(standin):
     assert standin.proc.wait(5) == 2
     assert len([g for g in got if g]) == 1
     assert "panic: [ollama stand-in] injected crash fault" in standin.log()
+
+
+def test_answer_depends_on_the_weights(standin):
+    """Like a real model, the same name and prompt answers differently once the name points at
+    other weights (another pinned digest): the rolling-upgrade tests tell A's answers from B's."""
+    from standin_helpers import build_model
+
+    def answer():
+        r = httpx.post(standin.url + "/api/chat", json={**CHAT, "stream": False}, timeout=30)
+        assert r.status_code == 200
+        return r.json()["message"]["content"]
+
+    first = answer()
+    assert answer() == first  # deterministic for the same weights
+    build_model(standin.models, MODEL, "--seed", "1")  # the same name at other weights
+    second = answer()
+    assert second != first
+    assert second.startswith("[ollama stand-in] model=%s" % MODEL)

@@ -72,3 +72,28 @@ def test_each_rule_has_one_definition():
         assert "map('join', '@')" not in text, f"{path}: name@digest built again"
         assert "map(attribute='digest')" not in text, f"{path}: /api/tags digests read again"
         assert ":latest')" not in text, f"{path}: the :latest rule written again"
+
+
+# -- the serving guard: one rule for the ollama, ollama_models and nvidia_driver roles -----------
+
+
+@pytest.mark.parametrize("reasons, serving, lbs, drained, refused", [
+    (["version 0.33.1 switched in"], True, ["lb1"], False, True),
+    (["version 0.33.1 switched in"], True, ["lb1"], True, False),  # upgrade.yml drained it
+    (["version 0.33.1 switched in"], False, ["lb1"], False, False),  # not running: nothing to cut
+    (["version 0.33.1 switched in"], True, [], False, False),  # no front: nothing can drain it
+    ([], True, ["lb1"], False, False),  # nothing would interrupt it
+    (["", None], True, ["lb1"], False, False),
+])
+def test_serving_guard(reasons, serving, lbs, drained, refused):
+    message = f.ollama_serving_guard(reasons, "node1", serving, lbs, drained)
+    assert bool(message) is refused
+    if refused:
+        assert "node1" in message and "version 0.33.1 switched in" in message
+        assert "playbooks/upgrade.yml" in message and "left as it was" in message
+
+
+def test_unmet_pins_moved_only_lists_pins_installed_at_another_digest():
+    pins = [{"name": "qwen3:4b", "digest": B}, {"name": "qwen3-cs", "digest": B}, {"name": "new:1b", "digest": A}]
+    assert f.ollama_unmet_pins(pins, TAGS) == [f"qwen3:4b@{B}", f"new:1b@{A}"]
+    assert f.ollama_unmet_pins(pins, TAGS, moved_only=True) == [f"qwen3:4b@{B}"]

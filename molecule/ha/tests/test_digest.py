@@ -9,9 +9,8 @@ import os
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
-from ha_front import AUTH, MODEL, NODES, ROOT, client, holder, servers, sudo, wait_status  # noqa: E402
+from front import AUTH, MODEL, NODES, ROOT, client, holder, servers, sudo, wait_status  # noqa: E402
 from playbook import run_playbook  # noqa: E402
 
 testinfra_hosts = ["ansible://ha-node2"]

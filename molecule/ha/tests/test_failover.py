@@ -22,8 +22,8 @@ import time
 
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from ha_front import AUTH, LBS, NODES, Load, VIP, holder, node, servers, standin, sudo, wait_status  # noqa: E402
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
+from front import AUTH, LBS, NODES, Load, VIP, holder, node, servers, standin, sudo, wait_status  # noqa: E402
 
 testinfra_hosts = ["ansible://ha-node1"]
 

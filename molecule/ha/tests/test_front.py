@@ -17,8 +17,8 @@ import ollama
 import openai
 import pytest
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from ha_front import AUTH, CA, KEY, LBS, MODEL, NODES, URL, VIP, client, holder, node, runtime, servers, sudo, wait_status  # noqa: E402
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
+from front import AUTH, CA, KEY, LBS, MODEL, NODES, URL, VIP, client, holder, node, runtime, servers, sudo, wait_status  # noqa: E402
 
 testinfra_hosts = ["ansible://lb_nodes"]
 

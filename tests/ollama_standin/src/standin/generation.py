@@ -18,9 +18,11 @@ def count_tokens(text: str) -> int:
     return sum(1 + len(word) // 8 for word in text.split())
 
 
-def tokens(model: str, prompt: str, system: str, options: Dict[str, Any]) -> List[str]:
-    """The full deterministic token sequence for a request, before num_predict/stop."""
-    seed = "%s\0%s\0%s\0%s" % (model, system, prompt, options.get("seed", ""))
+def tokens(model: str, prompt: str, system: str, options: Dict[str, Any], weights: str = "") -> List[str]:
+    """The full deterministic token sequence for a request, before num_predict/stop. As with a real
+    model, the answer depends on the weights (the model blob's name, its digest): the same name
+    and prompt at another pinned digest answers differently."""
+    seed = "%s\0%s\0%s\0%s\0%s" % (model, system, prompt, options.get("seed", ""), weights)
     digest = hashlib.sha256(seed.encode("utf-8")).digest()
     header = [
         "[ollama ",

@@ -1,9 +1,10 @@
-"""Shared by the `ha` scenario's tests: where the front is, its key and CA, HAProxy's runtime
-state through the admin socket, the stand-in's knobs, and a bounded streaming load.
+"""Shared by the scenarios with a front (`ha`, `upgrade`): where the front is (read from the
+scenario's inventory), its key and CA, HAProxy's runtime state through the admin socket, the
+stand-in's knobs, and a bounded streaming load.
 
 The nodes run the ollama STAND-IN (tests/ollama_standin, a test double of Ollama, not Ollama);
 its control file (/etc/ollama-standin/control.json) slows generation so streams last seconds.
-All traffic goes to this scenario's own containers (172.28.70.0/24)."""
+All traffic goes to the scenario's own containers."""
 
 from __future__ import annotations
 
@@ -18,17 +19,35 @@ import time
 
 import httpx
 import testinfra
+import yaml
 
-ROOT = pathlib.Path(__file__).resolve().parents[3]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 CACHE = pathlib.Path(os.environ.get("OLLAMA_FLEET_CACHE", ROOT / ".cache")) / "lab"
-VIP = "172.28.70.100"
+
+
+def _inventory() -> tuple[tuple[str, ...], dict[str, str], str]:
+    """The load balancers, the nodes with their addresses and the virtual IP, from the scenario's
+    inventory (its groups) and host_vars (ansible_host, keepalived_vip_cidr)."""
+    inventory = pathlib.Path(os.environ["MOLECULE_INVENTORY_FILE"])
+    groups = yaml.safe_load(inventory.read_text())
+
+    def members(group: str) -> list[str]:
+        return sorted((groups.get(group) or {}).get("hosts") or {})
+
+    def host_vars(name: str) -> dict:
+        return yaml.safe_load((inventory.parent / "host_vars" / f"{name}.yml").read_text()) or {}
+
+    lbs = tuple(members("lb_nodes"))
+    nodes = {name: host_vars(name)["ansible_host"] for name in members("ollama_nodes")}
+    return lbs, nodes, host_vars(lbs[0])["keepalived_vip_cidr"].split("/")[0]
+
+
+LBS, NODES, VIP = _inventory()
 URL = f"https://{VIP}"
 CA = str(CACHE / "tls" / "ca.crt")
 KEY = (CACHE / "api-key").read_text().strip()
 AUTH = {"Authorization": f"Bearer {KEY}"}
 MODEL = "qwen3-cs"
-LBS = ("ha-lb1", "ha-lb2")
-NODES = {"ha-node1": "172.28.70.11", "ha-node2": "172.28.70.12"}
 SOCKET = "/run/haproxy/admin.sock"
 
 
