@@ -10,14 +10,16 @@ Each rule is written once, here:
 
 Found through ``filter_plugins`` in ansible.cfg (ansible-playbook and ansible-lint from the
 repository root) and ANSIBLE_FILTER_PLUGINS in .config/molecule/config.yml (Molecule writes its
-own ansible.cfg). Stdlib only.
+own ansible.cfg). Stdlib only, Python 3.6+: the ollama_metrics role also ships this file to each
+node, where its metrics script checks the pins by the same rule without Ansible.
 """
-
-from __future__ import annotations
 
 import re
 
-from ansible.errors import AnsibleFilterError
+try:
+    from ansible.errors import AnsibleFilterError
+except ImportError:  # on a node, imported by the metrics script
+    AnsibleFilterError = ValueError
 
 # A server bound to every address is reached on the loopback of the same family: "::" may be
 # IPv6-only (net.ipv6.bindv6only=1), so it gets ::1, not 127.0.0.1.

@@ -5,6 +5,10 @@
 Runs where it is executed (on the node for its own API, or on the controller for an endpoint),
 stdlib only (http.client), Python 3.6+. It never fails on slow answers: it reports, and the
 calling play decides against its thresholds.
+
+The one definition of the measurement: the ollama_metrics role ships this file to each node,
+where its timer's script imports it (Ansible is imported only by main(), so the file imports
+without Ansible).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -113,8 +117,6 @@ try:
     from urllib.parse import urlsplit
 except ImportError:  # pragma: no cover - Python 2 is not supported by the fleet
     raise
-
-from ansible.module_utils.basic import AnsibleModule
 
 
 def percentile(values, pct):
@@ -355,24 +357,30 @@ def full_name(name):
     return name if ":" in name.rsplit("/", 1)[-1] else name + ":latest"
 
 
-def placement(url, model, timeout_s):
-    """Where /api/ps says the model runs: dict(loaded, size, size_vram, processor, cpu_share) or error."""
+def api_json(url, path, timeout_s, headers=None, ca_file="", limit=1 << 20):
+    """The JSON body of GET url+path; raises ProbeError (a status other than 200), OSError or ValueError."""
     conn = None
-    out = {"loaded": False, "size": None, "size_vram": None, "processor": "-", "cpu_share": None, "error": None}
     try:
-        conn, prefix = _connection(url, timeout_s)
-        conn.request("GET", prefix + "/api/ps")
+        conn, prefix = _connection(url, timeout_s, ca_file)
+        conn.request("GET", prefix + path, headers=dict(headers or {}))
         response = conn.getresponse()
-        body = response.read(1 << 20)
+        body = response.read(limit)
         if response.status != 200:
             raise ProbeError("HTTP %d" % response.status)
-        models = json.loads(body.decode("utf-8")).get("models") or []
-    except (OSError, ValueError, ProbeError) as exc:
-        out["error"] = "/api/ps: %s" % (str(exc) or exc.__class__.__name__)
-        return out
+        return json.loads(body.decode("utf-8"))
     finally:
         if conn is not None:
             conn.close()
+
+
+def placement(url, model, timeout_s):
+    """Where /api/ps says the model runs: dict(loaded, size, size_vram, processor, cpu_share) or error."""
+    out = {"loaded": False, "size": None, "size_vram": None, "processor": "-", "cpu_share": None, "error": None}
+    try:
+        models = api_json(url, "/api/ps", timeout_s).get("models") or []
+    except (OSError, ValueError, ProbeError) as exc:
+        out["error"] = "/api/ps: %s" % (str(exc) or exc.__class__.__name__)
+        return out
     wanted = full_name(model)
     for entry in models:
         if wanted in (entry.get("name"), entry.get("model")):
@@ -410,20 +418,10 @@ def judge(stats, ttft_p95_limit_s, timeout_s, require_gpu=False):
 
 def server_version(url, timeout_s, headers=None, ca_file=""):
     """The version /api/version reports, or an error text in angle brackets."""
-    conn = None
     try:
-        conn, prefix = _connection(url, timeout_s, ca_file)
-        conn.request("GET", prefix + "/api/version", headers=dict(headers or {}))
-        response = conn.getresponse()
-        body = response.read(4096)
-        if response.status != 200:
-            return "<HTTP %d>" % response.status
-        return str(json.loads(body.decode("utf-8")).get("version", "?"))
+        return str(api_json(url, "/api/version", timeout_s, headers, ca_file, limit=4096).get("version", "?"))
     except (OSError, ValueError, ProbeError) as exc:
         return "<%s>" % (str(exc) or exc.__class__.__name__)
-    finally:
-        if conn is not None:
-            conn.close()
 
 
 def run(params):
@@ -449,6 +447,9 @@ def run(params):
 
 
 def main():
+    # Imported here, not at the top: the node's metrics script imports this file without Ansible.
+    from ansible.module_utils.basic import AnsibleModule
+
     module = AnsibleModule(
         argument_spec=dict(
             url=dict(type="str", required=True),
