@@ -88,3 +88,15 @@ def test_only_marked_ufw_rules_are_managed():
     ]
     assert found[1]["port"] is None
     assert found[0]["comment"] == "ollama-fleet: ssh"
+
+
+def test_port_rules_open_each_port_to_the_sources_and_nothing_without_sources():
+    groups = fw.firewall_port_rules(["10.10.0.40/32", "fd00::/64"], [9100, "8405"], "monitoring")
+    assert groups == [
+        {"sources": ["10.10.0.40/32", "fd00::/64"], "port": 9100, "proto": "tcp", "comment": "monitoring 9100"},
+        {"sources": ["10.10.0.40/32", "fd00::/64"], "port": 8405, "proto": "tcp", "comment": "monitoring 8405"},
+    ]
+    keys = [r["key"] for r in fw.firewall_rules(groups, "ollama-fleet")]
+    assert keys == ["allow in tcp 9100 10.10.0.40", "allow in tcp 9100 fd00::/64", "allow in tcp 8405 10.10.0.40", "allow in tcp 8405 fd00::/64"]
+    assert fw.firewall_port_rules([], [9100, 8405], "monitoring") == []
+    assert fw.firewall_port_rules(None, [9100], "monitoring") == []

@@ -1,7 +1,8 @@
 """Bad input to the monitoring roles (node_exporter, ollama_metrics, prometheus) fails their
 validate entry points (argument spec + tasks/validate.yml) before any host changes, and the
-message names the variable: a scrape interval of 0, an alert threshold <= 0, a monitoring network
-that is not a CIDR, among others. One ansible-playbook run covers every case; each case is a host
+message names the variable: a scrape interval of 0, an alert threshold <= 0, among others. A
+monitoring network that is not a CIDR is the firewall role's input (firewall_monitoring_sources,
+tests/unit/test_firewall_validate.py). One ansible-playbook run covers every case; each case is a host
 of its own, on the local connection; nothing is changed."""
 
 from __future__ import annotations
@@ -17,12 +18,7 @@ DIGEST = "sha256:" + "a1" * 32
 # case: (variables, text the failure must contain; None = must pass)
 CASES = {
     "good": ({}, None),
-    "good_sources": ({"node_exporter_monitoring_sources": ["10.10.0.0/24", "10.10.1.5", "fd00::/64"]}, None),
     "good_all_addresses": ({"node_exporter_listen_address": "", "prometheus_listen_address": ""}, None),
-    "source_not_cidr": ({"node_exporter_monitoring_sources": ["10.10.0.0/24", "monitoring.example"]},
-                        "node_exporter_monitoring_sources has invalid entries ['monitoring.example']"),
-    "source_host_bits": ({"node_exporter_monitoring_sources": ["10.10.0.5/24"]}, "node_exporter_monitoring_sources has invalid entries"),
-    "source_prefix_too_long": ({"node_exporter_monitoring_sources": ["10.10.0.0/33"]}, "node_exporter_monitoring_sources"),
     "exporter_port": ({"node_exporter_port": 0}, "node_exporter_port must be a port number"),
     "exporter_textfile_relative": ({"node_exporter_textfile_dir": "textfiles"}, "node_exporter_textfile_dir must be an absolute path"),
     "exporter_unit_name": ({"node_exporter_systemd_units": ["ollama.service", "rm -rf"]}, "node_exporter_systemd_units"),

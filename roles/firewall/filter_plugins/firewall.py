@@ -38,6 +38,14 @@ def firewall_invalid_cidrs(values):
     return bad
 
 
+def firewall_port_rules(sources, ports, comment):
+    """One rule group per TCP port of `ports`, open to `sources` (firewall_rules' input); none while
+    `sources` is empty. The comment names the port: "<comment> <port>"."""
+    if not sources:
+        return []
+    return [{"sources": list(sources), "port": int(port), "proto": "tcp", "comment": f"{comment} {int(port)}"} for port in ports or []]
+
+
 def firewall_address_in(address, networks):
     """True when `address` lies in one of `networks` (invalid entries never match)."""
     try:
@@ -148,6 +156,7 @@ class FilterModule:
         return {
             "firewall_address_in": firewall_address_in,
             "firewall_invalid_cidrs": firewall_invalid_cidrs,
+            "firewall_port_rules": firewall_port_rules,
             "firewall_protocol": firewall_protocol,
             "firewall_supported_protocols": firewall_supported_protocols,
             "firewall_rules": firewall_rules,
