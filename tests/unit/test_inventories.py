@@ -17,12 +17,14 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PRODUCTION = ROOT / "inventories" / "production"
 LAB = ROOT / "inventories" / "lab"
-GROUPS = ("all", "ollama_nodes", "lb_nodes")
-# What a lab may change, and nothing else: addresses and client/admin sources, the stand-in's
-# release and model sources, waits that a container makes shorter, and the front's address,
-# firewall sources and secret files (made by scripts/lab_secrets.py, never committed).
+GROUPS = ("all", "ollama_nodes", "lb_nodes", "monitoring_nodes")
+# What a lab may change, and nothing else: addresses and client/admin/monitoring sources (the
+# firewall's networks: the lab's are its Docker network's), the stand-in's release and model
+# sources, waits that a container makes shorter, and the front's address, firewall sources and
+# secret files (made by scripts/lab_secrets.py, never committed). No monitoring setting (interval,
+# threshold) is here: the lab's Prometheus runs with the production example's.
 LAB_MAY_SET = {
-    "lab_cache", "firewall_admin_sources", "firewall_client_sources", "firewall_lb_sources",
+    "lab_cache", "firewall_admin_sources", "firewall_client_sources", "firewall_lb_sources", "firewall_monitoring_sources",
     "ollama_source", "ollama_controller_dir", "ollama_models_list", "ollama_start_timeout",
     "keepalived_vip_cidr", "firewall_extra_rules", "haproxy_tls_certificate_file", "haproxy_tls_key_file",
     "haproxy_tls_ca_file", "haproxy_api_keys",
