@@ -86,6 +86,7 @@ def test_latency_limit_is_the_deploy_gates(rendered):
     rules = yaml.safe_load((rendered / "rules" / "ollama-fleet.rules.yml").read_text())["groups"][0]["rules"]
     slow = next(r for r in rules if r["alert"] == "OllamaFirstTokenSlow")
     assert slow["expr"].endswith("> 2.5") and slow["for"] == "5m"
+    assert slow["expr"].startswith("quantile_over_time(0.95, ollama_probe_first_token_seconds[5m])")
 
 
 UNIT_TESTS = """

@@ -31,6 +31,7 @@ CASES = {
     "vram_ratio_over_one": ({"prometheus_alert_vram_ratio_min": 1.5}, "prometheus_alert_vram_ratio_min (1.5"),
     "stale_zero": ({"prometheus_alert_probe_stale_s": 0}, "prometheus_alert_probe_stale_s (0)"),
     "bad_duration": ({"prometheus_alert_ttft_for": "five minutes"}, "prometheus_alert_ttft_for must be a Prometheus duration"),
+    "bad_ttft_window": ({"prometheus_alert_ttft_window": "5"}, "prometheus_alert_ttft_window must be a Prometheus duration"),
     "bad_retention": ({"prometheus_retention": "15 days"}, "prometheus_retention must be a Prometheus duration"),
     "bad_interval_type": ({"prometheus_scrape_interval_s": "often"}, "prometheus_scrape_interval_s"),
     "no_target_group": ({"prometheus_node_group": "nosuchgroup"}, "prometheus_node_group (nosuchgroup)"),
