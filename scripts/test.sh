@@ -72,9 +72,12 @@ want() {  # is stage $1 selected?
 
 selected=("$@")
 stage bootstrap scripts/bootstrap.sh || exit 1
-if want molecule; then
-  # Host packages first and alone: the stages after it may run apt-free in parallel.
+# Host packages first and alone: the stages after it may run apt-free in parallel. The unit
+# tests need one of them too (promtool checks the alert rules).
+if want molecule || want unit; then
   stage host scripts/host-packages.sh || exit 1
+fi
+if want molecule; then
   stage engine scripts/docker-engine.sh || exit 1
   stage images tests/images/build.sh || exit 1
 fi

@@ -46,3 +46,58 @@ def test_only_host_packages_installs_host_packages():
         if path.name == "host-packages.sh":
             continue
         assert "apt-get install" not in path.read_text(), f"{path.relative_to(ROOT)} installs packages itself"
+
+
+PRESENT = {name: "exit 0" for name in ("dockerd", "iptables", "debootstrap", "ssh", "ssh-keygen")}
+
+
+def promtool_stubs(tmp_path: pathlib.Path, log: pathlib.Path) -> pathlib.Path:
+    """Every host package present; apt-get logs its calls and `download` leaves a .deb; dpkg-deb
+    lists a data archive that holds usr/bin/promtool (and the server, which must not be kept)."""
+    return stub_bin(
+        tmp_path,
+        **PRESENT,
+        **{"apt-get": f'echo apt-get "$@" >>{log}; [[ $2 == download ]] && touch "$3"_2.42.0_amd64.deb; exit 0',
+           "dpkg-deb": f'echo dpkg-deb "$@" >>{log}; [[ -f $2 ]] || exit 1; d=$(mktemp -d); mkdir -p "$d/usr/bin";'
+                       ' printf "#!/bin/sh\\necho promtool stub\\n" >"$d/usr/bin/promtool"; touch "$d/usr/bin/prometheus";'
+                       ' tar -C "$d" -c ./usr/bin/promtool ./usr/bin/prometheus; rm -rf "$d"'},
+    )
+
+
+def test_promtool_is_extracted_once_from_debians_package_never_installed(tmp_path):
+    log = tmp_path / "calls"
+    cache = tmp_path / "cache"
+    bin_dir = promtool_stubs(tmp_path, log)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "OLLAMA_FLEET_CACHE": str(cache)}
+    run = subprocess.run(["bash", "scripts/host-packages.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    calls = log.read_text().splitlines()
+    assert calls[0] == "apt-get update -qq"
+    assert "apt-get -qq download prometheus" in calls
+    assert [c for c in calls if c.startswith("dpkg-deb --fsys-tarfile /") and c.endswith("/prometheus_2.42.0_amd64.deb")], calls
+    assert not [c for c in calls if c.startswith("apt-get install")], calls
+    tool = cache / "promtool" / "usr" / "bin" / "promtool"
+    assert os.access(tool, os.X_OK) and subprocess.run([str(tool)], capture_output=True, text=True).stdout == "promtool stub\n"
+    assert not (cache / "promtool" / "usr" / "bin" / "prometheus").exists(), "only promtool is kept"
+    # Present now: a second run asks apt nothing.
+    log.unlink()
+    again = subprocess.run(["bash", "scripts/host-packages.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert not log.exists(), log.read_text()
+
+
+def test_promtool_on_path_needs_nothing(tmp_path):
+    log = tmp_path / "calls"
+    bin_dir = promtool_stubs(tmp_path, log)
+    (bin_dir / "promtool").write_text("#!/bin/bash\nexit 0\n")
+    (bin_dir / "promtool").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "OLLAMA_FLEET_CACHE": str(tmp_path / "cache")}
+    run = subprocess.run(["bash", "scripts/host-packages.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert not log.exists(), log.read_text()
+
+
+def test_test_sh_installs_host_packages_before_the_unit_tests():
+    text = (ROOT / "scripts/test.sh").read_text()
+    assert "if want molecule || want unit; then\n  stage host scripts/host-packages.sh" in text
+    assert text.index("stage host scripts/host-packages.sh") < text.index("want unit && stage unit unit")
