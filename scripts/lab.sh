@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The local lab: systemd containers standing in for servers, converged with site.yml.
-#   scripts/lab.sh up       create (or reuse) the lab containers and run site.yml on them
+#   scripts/lab.sh up       create (or reuse) the lab containers, run site.yml on them and print
+#                           the front and, where the lab has a monitoring host, the Prometheus URL
 #   scripts/lab.sh create   only create (or reuse) the bare containers, reachable over SSH
 #   scripts/lab.sh down     remove the lab's containers and network
 #   scripts/lab.sh status   show the lab's containers

@@ -12,6 +12,7 @@ import pathlib
 import shlex
 import subprocess
 import sys
+import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -71,7 +72,38 @@ def main() -> int:
         print("\nNote: the lab's Ollama is the stand-in test double from tests/ollama_standin, not real Ollama;"
               " its versions, models and answers are synthetic.")
     front_ok = front(inv, groups)
-    return 0 if all(r[3] != "unreachable" for r in rows) and front_ok else 1
+    prometheus_ok = prometheus(inv, groups)
+    return 0 if all(r[3] != "unreachable" for r in rows) and front_ok and prometheus_ok else 1
+
+
+def prometheus_urls(inv: dict, groups: dict) -> list[tuple[str, str]]:
+    """(host, URL) of each Prometheus the inventory deploys (role prometheus on monitoring_nodes):
+    its listening address when the inventory sets one, else the host's address; port 9090 unless set."""
+    urls = []
+    for name in sorted(groups.get("monitoring_nodes", set())):
+        hv = inv["_meta"]["hostvars"][name]
+        address = str(hv.get("prometheus_listen_address") or "")
+        if not address or "{" in address:
+            address = hv["ansible_host"]
+        port = hv.get("prometheus_port", 9090)
+        urls.append((name, f"http://{'[' + address + ']' if ':' in address else address}:{port}"))
+    return urls
+
+
+def prometheus(inv: dict, groups: dict) -> bool:
+    """Print the URL of each Prometheus the lab has (none without monitoring_nodes); check it is ready."""
+    ok = True
+    for name, url in prometheus_urls(inv, groups):
+        try:
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=10) as response:
+                state = "ready" if response.status == 200 else f"HTTP {response.status}"
+        except OSError as exc:
+            state = f"NOT READY ({exc})"
+        ok = ok and state == "ready"
+        print(f"\nPrometheus (on {name}, alert rules of the fleet): {url}  -> {state}")
+        print(f"  alerts: {url}/alerts   API: curl -sS {url}/api/v1/alerts")
+        print("  Grafana: import roles/prometheus/files/ollama-fleet-dashboard.json with this Prometheus as its data source")
+    return ok
 
 
 def front(inv: dict, groups: dict) -> bool:
