@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Make the lab's front secrets, once: a CA, a server certificate for the front signed by it, and
 an API key. The lab overlay (inventories/lab/group_vars/lb_nodes/10-lab.yml) reads them with file
-lookups, so the repository holds no secret. Existing files are kept (re-runs change nothing).
+lookups, so the repository holds no secret. Existing files are kept (re-runs change nothing), except
+a front certificate that lacks one of the wanted addresses (a scenario added since it was made): it
+is issued again, with its key, by the same CA, so a CA already handed out stays valid.
 
     scripts/lab_secrets.py [DIR] [--name NAME --ip ADDRESS ...]
 
@@ -24,8 +26,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-# Every address the lab and the Molecule scenario `ha` serve the front on.
-DEFAULT_IPS = ["172.28.10.100", "172.28.70.100", "127.0.0.1"]
+# Every address the lab and the Molecule scenarios serve the front on: the lab, `ha` and `upgrade`,
+# `monitoring`.
+DEFAULT_IPS = ["172.28.10.100", "172.28.70.100", "172.28.90.100", "127.0.0.1"]
 
 
 def write_private(path: pathlib.Path, data: bytes) -> None:
@@ -52,6 +55,16 @@ def make_tls(tls: pathlib.Path, names: list[str], ips: list[str]) -> None:
                                        encipher_only=False, decipher_only=False), critical=True)
           .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
           .sign(ca_key, hashes.SHA256()))
+    tls.mkdir(parents=True, exist_ok=True)
+    (tls / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    write_private(tls / "ca.key", pem_key(ca_key))
+    make_front(tls, ca, ca_key, names, ips)
+
+
+def make_front(tls: pathlib.Path, ca, ca_key, names: list[str], ips: list[str]) -> None:
+    """The front's certificate (and a new key) for names and ips, signed by the CA."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_name = ca.subject
     key = ec.generate_private_key(ec.SECP256R1())
     alt = [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address(a)) for a in ips]
     cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
@@ -62,11 +75,18 @@ def make_tls(tls: pathlib.Path, names: list[str], ips: list[str]) -> None:
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
             .sign(ca_key, hashes.SHA256()))
-    tls.mkdir(parents=True, exist_ok=True)
-    (tls / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    write_private(tls / "ca.key", pem_key(ca_key))
     (tls / "front.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     write_private(tls / "front.key", pem_key(key))
+
+
+def front_ips(path: pathlib.Path) -> set[str]:
+    """The IP addresses a certificate names (subjectAltName)."""
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    try:
+        alt = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return set()
+    return {str(a) for a in alt.get_values_for_type(x509.IPAddress)}
 
 
 def main() -> int:
@@ -77,8 +97,13 @@ def main() -> int:
     args = parser.parse_args()
     out = pathlib.Path(args.dir)
     tls = out / "tls"
+    names, ips = args.name or ["ollama-front.lab"], args.ip or DEFAULT_IPS
     if not all((tls / f).is_file() for f in ("ca.crt", "front.crt", "front.key")):
-        make_tls(tls, args.name or ["ollama-front.lab"], args.ip or DEFAULT_IPS)
+        make_tls(tls, names, ips)
+    elif not {str(ipaddress.ip_address(a)) for a in ips} <= front_ips(tls / "front.crt") and (tls / "ca.key").is_file():
+        ca = x509.load_pem_x509_certificate((tls / "ca.crt").read_bytes())
+        ca_key = serialization.load_pem_private_key((tls / "ca.key").read_bytes(), password=None)
+        make_front(tls, ca, ca_key, names, sorted(front_ips(tls / "front.crt") | set(ips)))
     if not (out / "api-key").is_file():
         write_private(out / "api-key", (secrets.token_urlsafe(36) + "\n").encode())
     print(out)
