@@ -9,6 +9,7 @@ Each rule is written once, here:
   may go ahead outside playbooks/upgrade.yml, and if not, the message that says why;
 - ollama_site_mirror: ``host:port`` of the site mirror (the first host of ``mirror_nodes``) or '';
 - ollama_manifest_url: the URL Ollama fetches a model's manifest from (registry or mirror source);
+- ollama_pins: the pins of a models list as the site mirror serves them (ollama_mirror_models);
 - ollama_moved_pins: what fetching those manifests found against the pins (the check before any pull).
 
 Found through ``filter_plugins`` in ansible.cfg (ansible-playbook and ansible-lint from the
@@ -141,6 +142,21 @@ def ollama_manifest_url(model):
     return "%s://%s/v2/%s/%s/manifests/%s" % (scheme, host, parts[0], parts[1], tag)
 
 
+def ollama_pins(names, digests, bundles):
+    """``[{name, digest, bundle}]`` for the site mirror's ollama_mirror_models from the nodes'
+    ollama_models_list, so the pins are written once. The caller passes the lists of names, digests
+    and bundles (one for all, or one per model) through ``map(attribute=...)``: read through another
+    host's hostvars, a node's ``source`` and ``mirror`` (which name the mirror through ``hostvars``,
+    undefined there) must never be templated, and a filter given the whole items would template them."""
+    names, digests = list(names or []), list(digests or [])
+    if isinstance(bundles, str):
+        bundles = [bundles] * len(names)
+    bundles = list(bundles or [])
+    if not len(names) == len(digests) == len(bundles):
+        raise AnsibleFilterError("ollama_pins: %d names, %d digests, %d bundles" % (len(names), len(digests), len(bundles)))
+    return [{"name": n, "digest": d, "bundle": b} for n, d, b in zip(names, digests, bundles)]
+
+
 def ollama_moved_pins(results):
     """One message per pin its source does not serve: ``results`` are the registered results of a
     looped ``uri`` (the loop variable a model of ollama_models_list, ``content`` the manifest's bytes as
@@ -172,4 +188,5 @@ class FilterModule:
             "ollama_site_mirror": ollama_site_mirror,
             "ollama_manifest_url": ollama_manifest_url,
             "ollama_moved_pins": ollama_moved_pins,
+            "ollama_pins": ollama_pins,
         }

@@ -128,3 +128,11 @@ def test_site_mirror(groups, hostvars, expected):
 ])
 def test_manifest_url(model, url):
     assert f.ollama_manifest_url(model) == url
+
+
+def test_pins_for_the_mirror():
+    assert f.ollama_pins(["a:1", "b:2"], ["sha256:" + A, B], "/srv/models") == [
+        {"name": "a:1", "digest": "sha256:" + A, "bundle": "/srv/models"}, {"name": "b:2", "digest": B, "bundle": "/srv/models"}]
+    assert f.ollama_pins(iter(["a:1"]), iter([A]), iter(["/b1"])) == [{"name": "a:1", "digest": A, "bundle": "/b1"}]
+    with pytest.raises(Exception, match="2 names, 1 digests"):
+        f.ollama_pins(["a:1", "b:2"], [A], "/srv")
