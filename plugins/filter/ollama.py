@@ -6,7 +6,11 @@ Each rule is written once, here:
 - ollama_digests: an /api/tags (or /api/ps) body as {name: manifest digest (64 hex)};
 - ollama_unmet_pins: the ``name@digest`` pins such a body does not satisfy;
 - ollama_serving_guard: whether a change that interrupts a node (restart, reboot, a new model pin)
-  may go ahead outside playbooks/upgrade.yml, and if not, the message that says why.
+  may go ahead outside playbooks/upgrade.yml, and if not, the message that says why;
+- ollama_site_mirror: ``host:port`` of the site mirror (the first host of ``mirror_nodes``) or '';
+- ollama_manifest_url: the URL Ollama fetches a model's manifest from (registry or mirror source);
+- ollama_pins: the pins of a models list as the site mirror serves them (ollama_mirror_models);
+- ollama_moved_pins: what fetching those manifests found against the pins (the check before any pull).
 
 Found through ``filter_plugins`` in ansible.cfg (ansible-playbook and ansible-lint from the
 repository root) and ANSIBLE_FILTER_PLUGINS in .config/molecule/config.yml (Molecule writes its
@@ -14,6 +18,7 @@ own ansible.cfg). Stdlib only, Python 3.6+: the ollama_metrics role also ships t
 node, where its metrics script checks the pins by the same rule without Ansible.
 """
 
+import hashlib
 import re
 
 try:
@@ -98,6 +103,82 @@ def ollama_serving_guard(interruptions, host, serving, load_balancers, drained=F
     )
 
 
+def ollama_site_mirror(groups, hostvars, group="mirror_nodes"):
+    """``host:port`` the nodes reach the site mirror at: the first host of ``group`` (its
+    ollama_mirror_bind_address unless that is ``*``, else its ansible_host, else its name) and its
+    ollama_mirror_port (8080 unless its inventory sets one); '' when the group has no host, so
+    ``'mirror' if groups | ollama_site_mirror(hostvars) else 'release'`` picks a source."""
+    members = list((groups or {}).get(group) or [])
+    if not members:
+        return ""
+    name = members[0]
+    mirror = hostvars[name]
+    address = str(mirror.get("ollama_mirror_bind_address") or "*")
+    if address == "*":
+        address = str(mirror.get("ansible_host") or name)
+    if ":" in address and not address.startswith("["):
+        address = "[%s]" % address
+    port = int(mirror.get("ollama_mirror_port") or 8080)
+    return "%s:%d" % (address, port)
+
+
+def ollama_manifest_url(model):
+    """The URL Ollama's pull fetches the manifest of ``model`` (an item of ollama_models_list) from:
+    source ``mirror``: ``<mirror>/<namespace>/<model>:<tag>``; source ``registry``: the name's own
+    host or registry.ollama.ai; namespace ``library`` when the name has none; plain HTTP when
+    ``insecure``, else HTTPS (as Ollama's ParseModelPath). '' for any other source."""
+    source = model.get("source") or "registry"
+    name = str(model["name"])
+    if source == "mirror":
+        name = "%s/%s" % (model["mirror"], name if "/" in name else "library/" + name)
+    elif source != "registry":
+        return ""
+    path, _, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, ":", "latest")
+    parts = path.split("/")
+    host = "registry.ollama.ai"
+    if len(parts) == 3 or (len(parts) == 2 and ("." in parts[0] or ":" in parts[0])):
+        host, parts = parts[0], parts[1:]
+    if len(parts) == 1:
+        parts = ["library"] + parts
+    scheme = "http" if model.get("insecure") in (True, "true", "True", "yes") else "https"
+    return "%s://%s/v2/%s/%s/manifests/%s" % (scheme, host, parts[0], parts[1], tag)
+
+
+def ollama_pins(names, digests, bundles):
+    """``[{name, digest, bundle}]`` for the site mirror's ollama_mirror_models from the nodes'
+    ollama_models_list, so the pins are written once. The caller passes the lists of names, digests
+    and bundles (one for all, or one per model) through ``map(attribute=...)``: read through another
+    host's hostvars, a node's ``source`` and ``mirror`` (which name the mirror through ``hostvars``,
+    undefined there) must never be templated, and a filter given the whole items would template them."""
+    names, digests = list(names or []), list(digests or [])
+    if isinstance(bundles, str):
+        bundles = [bundles] * len(names)
+    bundles = list(bundles or [])
+    if not len(names) == len(digests) == len(bundles):
+        raise AnsibleFilterError("ollama_pins: %d names, %d digests, %d bundles" % (len(names), len(digests), len(bundles)))
+    return [{"name": n, "digest": d, "bundle": b} for n, d, b in zip(names, digests, bundles)]
+
+
+def ollama_moved_pins(results):
+    """One message per pin its source does not serve: ``results`` are the registered results of a
+    looped ``uri`` (the loop variable a model of ollama_models_list, ``content`` the manifest's bytes as
+    text, ``status``); skipped items are ignored. The pin is the sha256 of the manifest's bytes."""
+    moved = []
+    for result in results or []:
+        if not isinstance(result, dict) or result.get("skipped"):
+            continue
+        item = result.get(result.get("ansible_loop_var") or "item") or {}
+        want = _digest(item.get("digest"))
+        where = result.get("url") or ollama_manifest_url(item)
+        if result.get("status") != 200:
+            moved.append("%s: %s answered %s (%s)" % (item.get("name"), where, result.get("status"), result.get("msg", "")))
+            continue
+        got = hashlib.sha256(str(result.get("content", "")).encode("utf-8")).hexdigest()
+        if got != want:
+            moved.append("%s: %s serves manifest sha256:%s, the pin is sha256:%s (the tag has moved)" % (item.get("name"), where, got, want))
+    return moved
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -106,4 +187,8 @@ class FilterModule:
             "ollama_digests": ollama_digests,
             "ollama_unmet_pins": ollama_unmet_pins,
             "ollama_serving_guard": ollama_serving_guard,
+            "ollama_site_mirror": ollama_site_mirror,
+            "ollama_manifest_url": ollama_manifest_url,
+            "ollama_moved_pins": ollama_moved_pins,
+            "ollama_pins": ollama_pins,
         }

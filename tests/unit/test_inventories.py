@@ -4,6 +4,7 @@ reached over SSH as a sudo user, and both inventories pass the preflight exactly
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import pathlib
 import re
@@ -17,13 +18,15 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PRODUCTION = ROOT / "inventories" / "production"
 LAB = ROOT / "inventories" / "lab"
-GROUPS = ("all", "ollama_nodes", "lb_nodes", "monitoring_nodes")
+GROUPS = ("all", "ollama_nodes", "lb_nodes", "monitoring_nodes", "mirror_nodes")
 # What a lab may change, and nothing else: addresses and client/admin/monitoring sources (the
 # firewall's networks: the lab's are its Docker network's), the stand-in's release and model
-# sources, waits that a container makes shorter, and the front's address, firewall sources and
-# secret files (made by scripts/lab_secrets.py, never committed). No monitoring setting (interval,
-# threshold) is here: the lab's Prometheus runs with the production example's.
+# sources, waits that a container makes shorter, the front's address, firewall sources and
+# secret files (made by scripts/lab_secrets.py, never committed), and what a site mirror serves
+# (the stand-in's release and bundle, from the controller's cache) and to whom. No monitoring
+# setting (interval, threshold) is here: the lab's Prometheus runs with the production example's.
 LAB_MAY_SET = {
+    "ollama_mirror_releases", "ollama_mirror_models", "firewall_mirror_sources",
     "lab_cache", "firewall_admin_sources", "firewall_client_sources", "firewall_lb_sources", "firewall_monitoring_sources",
     "ollama_source", "ollama_controller_dir", "ollama_models_list", "ollama_start_timeout",
     "keepalived_vip_cidr", "firewall_extra_rules", "haproxy_tls_certificate_file", "haproxy_tls_key_file",
@@ -68,6 +71,34 @@ def test_preflight_passes_on_the_inventory_as_shipped(inventory, tmp_path):
     expected = {h for g in hosts.values() for h in g["hosts"]}
     assert {r[0] for r in recap} == expected
     assert all(r[1:] == ("0", "0", "0") for r in recap), recap
+
+
+def test_production_preflight_passes_with_a_site_mirror(tmp_path):
+    """An air-gapped site: lb02 listed in mirror_nodes and the artifacts in <inventory>/artifacts.
+    The nodes then take the release and every model from it (the mirror source, plain HTTP), and
+    the mirror serves exactly the nodes' pins (checked by the ollama_mirror role's preflight)."""
+    site = with_secrets(PRODUCTION, tmp_path)
+    hosts = yaml.safe_load((site / "hosts.yml").read_text())
+    hosts["all"]["children"]["mirror_nodes"]["hosts"] = {"lb02.example.internal": None}
+    (site / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    (site / "artifacts/ollama/0.33.0").mkdir(parents=True)
+    (site / "artifacts/ollama/0.33.0/sha256sum.txt").write_text("")
+    (site / "artifacts/models/manifests").mkdir(parents=True)
+    (site / "show.yml").write_text(yaml.safe_dump([{"hosts": "gpu01.example.internal:lb02.example.internal", "gather_facts": False,
+                                                     "tasks": [{"ansible.builtin.debug": {"msg": "{{ {'source': ollama_source | default(''), "
+                                                                "'url': ollama_mirror_url | default(''), 'models': ollama_models_list | default([]), "
+                                                                "'served': ollama_mirror_models | default([])} | to_json }}"}}]}]))
+    run = preflight(site)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_FLEET_", "ANSIBLE_"))}
+    shown = subprocess.run([str(ROOT / ".venv/bin/ansible-playbook"), "-i", str(site), str(site / "show.yml")],
+                           cwd=ROOT, env={**env, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"}, capture_output=True, text=True, timeout=300)
+    report = json.loads(shown.stdout[shown.stdout.index("{"):])
+    seen = {h: json.loads(r["msg"]) for t in report["plays"][0]["tasks"] for h, r in t["hosts"].items()}
+    node, mirror = seen["gpu01.example.internal"], seen["lb02.example.internal"]
+    assert node["source"] == "mirror" and node["url"] == "http://10.20.0.22:8080/releases"
+    assert {(m["source"], m["mirror"], m["insecure"]) for m in node["models"]} == {("mirror", "10.20.0.22:8080", True)}
+    assert [(m["name"], m["digest"]) for m in mirror["served"]] == [(m["name"], m["digest"]) for m in node["models"]]
 
 
 @pytest.mark.parametrize("group", GROUPS)

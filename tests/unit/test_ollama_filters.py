@@ -70,7 +70,8 @@ def test_each_rule_has_one_definition():
         assert not re.search(r"http://\{\{.*ollama_bind_address", text, re.S), f"{path}: API URL derived again"
         assert not re.search(r"'127\.0\.0\.1' if ollama_bind_address", text), f"{path}: wildcard rule written again"
         assert "map('join', '@')" not in text, f"{path}: name@digest built again"
-        assert "map(attribute='digest')" not in text, f"{path}: /api/tags digests read again"
+        # A manifest's layers (the mirror role) have digests too; /api/tags bodies are json/models.
+        assert not re.search(r"(json|models)[^\n]*map\(attribute='digest'\)", text), f"{path}: /api/tags digests read again"
         assert ":latest')" not in text, f"{path}: the :latest rule written again"
 
 
@@ -97,3 +98,41 @@ def test_unmet_pins_moved_only_lists_pins_installed_at_another_digest():
     pins = [{"name": "qwen3:4b", "digest": B}, {"name": "qwen3-cs", "digest": B}, {"name": "new:1b", "digest": A}]
     assert f.ollama_unmet_pins(pins, TAGS) == [f"qwen3:4b@{B}", f"new:1b@{A}"]
     assert f.ollama_unmet_pins(pins, TAGS, moved_only=True) == [f"qwen3:4b@{B}"]
+
+
+# -- the site mirror and the manifest a pull starts from ------------------------------------------
+
+
+@pytest.mark.parametrize("groups, hostvars, expected", [
+    ({}, {}, ""),
+    ({"mirror_nodes": []}, {}, ""),
+    ({"mirror_nodes": ["lb2"]}, {"lb2": {"ansible_host": "10.20.0.22"}}, "10.20.0.22:8080"),
+    ({"mirror_nodes": ["lb2"]}, {"lb2": {"ansible_host": "10.20.0.22", "ollama_mirror_port": "8081"}}, "10.20.0.22:8081"),
+    ({"mirror_nodes": ["lb2"]}, {"lb2": {"ansible_host": "10.20.0.22", "ollama_mirror_bind_address": "10.9.0.2"}}, "10.9.0.2:8080"),
+    ({"mirror_nodes": ["mirror.lan"]}, {"mirror.lan": {}}, "mirror.lan:8080"),
+    ({"mirror_nodes": ["m"]}, {"m": {"ansible_host": "fd00::5"}}, "[fd00::5]:8080"),
+])
+def test_site_mirror(groups, hostvars, expected):
+    assert f.ollama_site_mirror(groups, hostvars) == expected
+
+
+@pytest.mark.parametrize("model, url", [
+    ({"name": "qwen3:4b", "source": "registry"}, "https://registry.ollama.ai/v2/library/qwen3/manifests/4b"),
+    ({"name": "qwen3:4b"}, "https://registry.ollama.ai/v2/library/qwen3/manifests/4b"),
+    ({"name": "acme/cs:v1"}, "https://registry.ollama.ai/v2/acme/cs/manifests/v1"),
+    ({"name": "reg.lan:5000/acme/cs:v1", "insecure": True}, "http://reg.lan:5000/v2/acme/cs/manifests/v1"),
+    ({"name": "qwen3:4b-instruct-2507-q4_K_M", "source": "mirror", "mirror": "10.20.0.22:8080", "insecure": True},
+     "http://10.20.0.22:8080/v2/library/qwen3/manifests/4b-instruct-2507-q4_K_M"),
+    ({"name": "acme/cs:v1", "source": "mirror", "mirror": "mirror.lan", "insecure": "True"}, "http://mirror.lan/v2/acme/cs/manifests/v1"),
+    ({"name": "qwen3:4b", "source": "bundle", "bundle": "/srv"}, ""),
+])
+def test_manifest_url(model, url):
+    assert f.ollama_manifest_url(model) == url
+
+
+def test_pins_for_the_mirror():
+    assert f.ollama_pins(["a:1", "b:2"], ["sha256:" + A, B], "/srv/models") == [
+        {"name": "a:1", "digest": "sha256:" + A, "bundle": "/srv/models"}, {"name": "b:2", "digest": B, "bundle": "/srv/models"}]
+    assert f.ollama_pins(iter(["a:1"]), iter([A]), iter(["/b1"])) == [{"name": "a:1", "digest": A, "bundle": "/b1"}]
+    with pytest.raises(Exception, match="2 names, 1 digests"):
+        f.ollama_pins(["a:1", "b:2"], [A], "/srv")

@@ -8,9 +8,11 @@ GET  <direct URL> with Range: bytes=a-b, resumable through <blob>-partial-N part
 Errors carry the text real Ollama (a Go program) prints for the same failure.
 """
 
+import gzip
 import hashlib
 import json
 import os
+import random
 import socket
 import threading
 import time
@@ -108,6 +110,9 @@ def open_request(method: str, url: str, headers: Dict[str, str], body: Optional[
         conn.putrequest(method, path, skip_accept_encoding=True)
         for key, value in headers.items():
             conn.putheader(key, value)
+        if method != "HEAD" and not any(k.lower() in ("range", "accept-encoding") for k in headers):
+            # Go's transport asks for gzip by itself (and undoes it, see read_body).
+            conn.putheader("Accept-Encoding", "gzip")
         if body is not None:
             conn.putheader("Content-Length", str(len(body)))
         conn.endheaders(body)
@@ -116,6 +121,29 @@ def open_request(method: str, url: str, headers: Dict[str, str], body: Optional[
         raise PullError('%s "%s": %s' % (method.title(), url, exc)) from None
     except (OSError, ValueError) as exc:
         raise PullError('%s "%s": %s' % (method.title(), url, exc)) from None
+
+
+def read_body(resp: HTTPResponse) -> bytes:
+    """The whole body, gunzipped when the server used the gzip that Go's transport asked for."""
+    data = resp.read()
+    if (resp.getheader("Content-Encoding") or "").strip().lower() == "gzip":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise PullError("gzip: invalid header" if isinstance(exc, gzip.BadGzipFile) else "unexpected EOF") from None
+    return data
+
+
+def go_json_error(raw: bytes) -> str:
+    """The text of Go's json.Unmarshal error for a body that is not JSON (the common cases)."""
+    text = raw.decode("utf-8", "replace").lstrip(" \t\r\n")
+    if not text:
+        return "unexpected end of JSON input"
+    first = text[0]
+    if first not in '{["-0123456789tfn':
+        shown = "\\'" if first == "'" else first
+        return "invalid character '%s' looking for beginning of value" % shown
+    return "invalid character in manifest"
 
 
 def _user_agent() -> str:
@@ -141,7 +169,8 @@ def request(method: str, url: str, headers: Optional[Dict[str, str]] = None, sam
                 return resp, url
             resp.close()
             url = target
-            if resp.status == 303:
+            # Go keeps GET and HEAD on 301/302/303 (other methods become GET) and every method on 307/308.
+            if resp.status in (301, 302, 303) and method not in ("GET", "HEAD"):
                 method = "GET"
             continue
         return resp, url
@@ -151,6 +180,11 @@ def request(method: str, url: str, headers: Optional[Dict[str, str]] = None, sam
 def request_with_retry(method: str, url: str, headers: Optional[Dict[str, str]] = None) -> HTTPResponse:
     """makeRequestWithRetry: 404 -> 'file does not exist', >= 400 -> '<code>: <body>'."""
     resp, _ = request(method, url, headers)
+    return check_status(resp)
+
+
+def check_status(resp: HTTPResponse) -> HTTPResponse:
+    """The status rules of makeRequestWithRetry, for a response already received."""
     if resp.status == 401:
         resp.close()
         raise PullError("unauthorized: access denied")
@@ -223,16 +257,28 @@ class _Download:
             )
 
     def direct_url(self) -> str:
+        """The URL the parts are read from, resolved once per blob like Ollama's downloader.
+
+        A GET of the registry's blob URL, following redirects only while the host name stays the
+        same (the port may change). Any failure of that request, an HTTP error status included (a
+        404 too), is retried with a growing randomised back-off until 30 seconds have passed, and
+        then the pull fails with "context deadline exceeded". A 200 or 307 must carry a Location
+        (resolved against the URL last asked); any other status fails at once.
+        """
         deadline = time.monotonic() + DIRECT_URL_DEADLINE
-        delay = 0.01
+        tries = 0
         while True:
             try:
                 resp, final = request("GET", self.url, same_host_only=True)
+                check_status(resp)
             except PullError:
-                if time.monotonic() + delay > deadline:
+                tries += 1
+                delay = min(tries * tries * 0.01, 10.0) * random.uniform(0.5, 1.5)
+                left = deadline - time.monotonic()
+                if delay >= left:
+                    time.sleep(max(left, 0.0))
                     raise PullError("context deadline exceeded") from None
                 time.sleep(delay)
-                delay = min(delay * 2, 10.0)
                 continue
             resp.close()
             if resp.status not in (200, 307):
@@ -333,12 +379,12 @@ def pull(store: Store, name: names.Name, insecure: bool, progress: Progress) -> 
     url = "%s/v2/%s/manifests/%s" % (base, name.namespace_model(), name.tag)
     try:
         resp = request_with_retry("GET", url, {"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
-        raw = resp.read()
+        raw = read_body(resp)
         manifest = json.loads(raw)
     except PullError as exc:
         raise PullError("pull model manifest: %s" % exc) from None
-    except ValueError as exc:
-        raise PullError("pull model manifest: invalid character in manifest: %s" % exc) from None
+    except ValueError:
+        raise PullError("pull model manifest: %s" % go_json_error(raw)) from None
     layers = list(manifest.get("layers") or [])
     if manifest.get("config", {}).get("digest"):
         layers.append(manifest["config"])
