@@ -205,6 +205,11 @@ def test_rebuilt_node_took_every_byte_from_the_site():
     assert release[-1][1] == size, f"release bytes from the mirror {release[-1][1]} != archive size {size}"
 
 
+# At most this much of the Location-only GET reaches the log per puller (socket buffers), far
+# below a second copy of the blob.
+PROBE_SLACK = 1 << 20
+
+
 def test_fan_out_from_the_mirror():
     data, body = manifest(FANOUT, "fanout:64m")
     served = pins() + [{"name": "fanout:64m", "digest": "sha256:" + hashlib.sha256(data).hexdigest()}]
@@ -235,7 +240,10 @@ def test_fan_out_from_the_mirror():
     lines = access_log()[before:]
     print(f"\nfan-out of {size} bytes to {len(NODES)} nodes from the mirror: {wall:.1f}s")
     for node, address in NODES.items():
-        assert blob_bytes(lines, address).get(hex_, 0) == size, f"{node}: {blob_bytes(lines, address).get(hex_, 0)} bytes of the blob, size {size}"
+        # Once, whole: the blob's size, plus what nginx had sent of the first GET (the one that
+        # only reads the Location, as real Ollama does) before the puller closed it.
+        got = blob_bytes(lines, address).get(hex_, 0)
+        assert size <= got <= size + PROBE_SLACK, f"{node}: {got} bytes of the blob, size {size}"
         on_node = sudo(node, f"sha256sum /usr/share/ollama/.ollama/models/blobs/sha256-{hex_}").split()[0]
         assert on_node == hex_, f"{node}: the blob does not hash to its digest"
         sudo(node, f"curl -sf -X DELETE http://{NODES[node]}:11434/api/delete -d " + shlex.quote(json.dumps({"model": name})))
