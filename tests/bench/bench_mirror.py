@@ -30,7 +30,9 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "molecule/rebuild/tests"))
-MOLECULE = pathlib.Path.home() / ".cache/molecule/ollama-fleet/rebuild"
+# Molecule keeps a converged scenario's inventory and SSH key in ~/.ansible/tmp/molecule.<id>.rebuild.
+MOLECULE = max(pathlib.Path.home().glob(".ansible/tmp/molecule.*.rebuild"), key=lambda p: p.stat().st_mtime,
+               default=pathlib.Path.home() / ".ansible/tmp/molecule.rebuild")
 os.environ.setdefault("MOLECULE_INVENTORY_FILE", str(MOLECULE / "inventory/ansible_inventory.yml"))
 os.environ.setdefault("MOLECULE_EPHEMERAL_DIRECTORY", str(MOLECULE))
 os.environ.setdefault("OLLAMA_FLEET_CACHE", str(ROOT / ".cache"))

@@ -61,8 +61,11 @@ def test_node_loss_under_load(slow_nodes):
     try:
         with Load(clients=4, limit_s=60) as load:
             time.sleep(6)
-            killed = time.monotonic()
             sudo("ha-node1", "systemctl kill -s KILL ollama; systemctl stop ollama")
+            # Taken once the command returned (an SSH round trip after it was sent): a request that
+            # started before this instant may have reached the node before it died, and is counted
+            # as in flight, not as "after the kill".
+            killed = time.monotonic()
             down_s = wait_status(lb, "ha-node1", "DOWN", timeout=30)
             time.sleep(3)
             restarted = time.monotonic()

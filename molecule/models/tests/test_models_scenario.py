@@ -195,8 +195,9 @@ def test_gpu_proof_when_a_gpu_is_required(host, tmp_path, fraction, rc, processo
 
 
 def test_wrong_pin_after_the_tag_moved_keeps_the_working_model(host, tmp_path):
-    """The registry now serves other weights (tree b) and the pin matches neither: fail, and the
-    model installed before is still installed, complete and serving."""
+    """The registry now serves other weights (tree b) and the pin matches neither: the pin check
+    (one manifest fetch) fails the run before anything is pulled, and the model installed before
+    is still installed, complete and serving."""
     wrong = "ab" * 32
     models = [dict(m, digest=wrong) if m["name"] == REGISTRY_NAME else m for m in HOST_VARS["ollama_models_list"]]
     host.check_output("ln -sfn /srv/mdl-registry/b /srv/mdl-registry/current")
@@ -206,8 +207,9 @@ def test_wrong_pin_after_the_tag_moved_keeps_the_working_model(host, tmp_path):
         host.check_output("ln -sfn /srv/mdl-registry/a /srv/mdl-registry/current")
     flat = " ".join(out.split())
     assert rc == 2, out[-3000:]
-    assert f"the registry serves digest {PIN_B}" in flat
-    assert f"The previously installed digest {PIN_A} is still in place" in flat
+    assert "Nothing was downloaded on any node" in flat, flat[-3000:]
+    assert f"serves manifest sha256:{PIN_B}, the pin is sha256:{wrong}" in flat
+    assert "ollama_models : Pull" not in flat  # stopped before the pull task ran
     installed = tags(host)
     assert installed[REGISTRY_NAME] == PIN_A
     assert not [n for n in installed if n.startswith("ollama-models-backup/")]
