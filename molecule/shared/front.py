@@ -105,10 +105,11 @@ def client(timeout: float = 60) -> httpx.Client:
     return httpx.Client(base_url=URL, verify=CA, timeout=timeout)
 
 
-def chat_once(http: httpx.Client, num_predict: int = 40) -> None:
-    """One streamed chat through the front; raises unless the stream ends with done."""
+def chat_once(http: httpx.Client, num_predict: int = 40) -> str:
+    """One streamed chat through the front; its answer's text. Raises unless the stream ends with done."""
     body = {"model": MODEL, "messages": [{"role": "user", "content": "Where is my parcel?"}], "stream": True,
             "options": {"num_predict": num_predict}}
+    text = ""
     with http.stream("POST", "/api/chat", json=body, headers=AUTH) as response:
         response.raise_for_status()
         for line in response.iter_lines():
@@ -116,8 +117,9 @@ def chat_once(http: httpx.Client, num_predict: int = 40) -> None:
                 chunk = json.loads(line)
                 if chunk.get("error"):
                     raise RuntimeError(chunk["error"])
+                text += chunk.get("message", {}).get("content", "")
                 if chunk.get("done"):
-                    return
+                    return text
     raise RuntimeError("stream ended before done")
 
 

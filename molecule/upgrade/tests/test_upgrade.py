@@ -32,7 +32,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
-from front import AUTH, LBS, MODEL, NODES, ROOT, Load, chat_once, client, holder, servers, standin, sudo, wait_status  # noqa: E402
+from front import LBS, NODES, ROOT, Load, chat_once, client, holder, servers, standin, sudo, wait_status  # noqa: E402
 from playbook import run_playbook  # noqa: E402
 
 testinfra_hosts = [f"ansible://{sorted(NODES)[0]}"]
@@ -46,8 +46,6 @@ FIXTURES = {
 FAST_VERIFY = ("-e", "ollama_verify_requests=3")
 BASE = "qwen3:4b-instruct-2507-q4_K_M"
 BUNDLE_B = ROOT / ".cache/models-bundle-b"
-BODY = {"model": MODEL, "messages": [{"role": "user", "content": "Where is my parcel?"}], "stream": True,
-        "options": {"num_predict": 40}}
 
 
 class Monitor:
@@ -169,25 +167,10 @@ def test_control_roll_without_draining_loses_requests():
     assert len(load.failed()) > 0, "restarting nodes in rotation lost nothing: the load cannot show a loss"
 
 
-def answer_text(http) -> str:
-    text = ""
-    with http.stream("POST", "/api/chat", json=BODY, headers=AUTH) as response:
-        response.raise_for_status()
-        for line in response.iter_lines():
-            if line.strip():
-                chunk = json.loads(line)
-                if chunk.get("error"):
-                    raise RuntimeError(chunk["error"])
-                text += chunk.get("message", {}).get("content", "")
-                if chunk.get("done"):
-                    return text
-    raise RuntimeError("stream ended before done")
-
-
 def test_model_digest_roll_answers_wholly_from_one_model():
     all_up()
     with client() as http:
-        answer_a = answer_text(http)
+        answer_a = chat_once(http)
     digest_b = hashlib.sha256((BUNDLE_B / "manifests/registry.ollama.ai/library/qwen3/4b-instruct-2507-q4_K_M").read_bytes()).hexdigest()
     lab = yaml.safe_load((ROOT / "inventories/lab/group_vars/ollama_nodes/10-lab.yml").read_text())
     pins = [dict(pin, digest=f"sha256:{digest_b}", bundle=str(BUNDLE_B)) if pin["name"] == BASE else pin
@@ -196,13 +179,13 @@ def test_model_digest_roll_answers_wholly_from_one_model():
     texts: list[str] = []
 
     def request(http) -> None:
-        texts.append(answer_text(http))
+        texts.append(chat_once(http))
 
     rc, out, load, monitor, wall = roll("-e", json.dumps({"ollama_models_list": pins, "ollama_version": "0.33.2"}), request=request)
     report("model digest roll A -> B", load, monitor, wall)
     assert rc == 0, out[-4000:]
     with client() as http:
-        answer_b = answer_text(http)
+        answer_b = chat_once(http)
     assert answer_b != answer_a, "the two pins answer alike: the test cannot tell them apart"
     assert {version(name) for name in NODES} == {"0.33.2"}  # only the pin moved
     mixed = [t for t in texts if t not in (answer_a, answer_b)]
