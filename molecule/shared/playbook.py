@@ -19,7 +19,7 @@ def run_playbook(playbook: str, *args: str, env: dict | None = None, timeout: in
     run = subprocess.run(
         [str(ROOT / ".venv/bin/ansible-playbook"), "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(path), *args],
         capture_output=True, text=True, cwd=ROOT, timeout=timeout,
-        env={**os.environ, "ANSIBLE_ROLES_PATH": str(ROOT / "roles"), "ANSIBLE_FORCE_COLOR": "false", **(env or {})},
+        env={**os.environ, "ANSIBLE_ROLES_PATH": str(ROOT / "roles"), "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"), "ANSIBLE_FORCE_COLOR": "false", **(env or {})},
     )
     return run.returncode, run.stdout + run.stderr
 

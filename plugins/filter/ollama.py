@@ -1,88 +1,97 @@
-"""Filters shared by the roles that talk to Ollama's API (ollama_models, ollama_verify).
+# -*- coding: utf-8 -*-
+# Copyright: ollama-fleet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters over the fleet's shared rules (plugins/module_utils: names, digests), for templates
+and tasks. Each filter is a thin wrapper: the rule itself is written once, in module_utils, and
+the modules and the node-side metrics script use the same functions.
 
-Each rule is written once, here:
-- ollama_api_url: the URL a node uses to reach its own Ollama from ollama_bind_address/ollama_port;
-- ollama_model_name: a model name as Ollama lists it (the implicit ``:latest`` tag made explicit);
-- ollama_digests: an /api/tags (or /api/ps) body as {name: manifest digest (64 hex)};
-- ollama_unmet_pins: the ``name@digest`` pins such a body does not satisfy;
-- ollama_serving_guard: whether a change that interrupts a node (restart, reboot, a new model pin)
-  may go ahead outside playbooks/upgrade.yml, and if not, the message that says why;
-- ollama_site_mirror: ``host:port`` of the site mirror (the first host of ``mirror_nodes``) or '';
-- ollama_manifest_url: the URL Ollama fetches a model's manifest from (registry or mirror source);
-- ollama_pins: the pins of a models list as the site mirror serves them (ollama_mirror_models);
-- ollama_moved_pins: what fetching those manifests found against the pins (the check before any pull).
-
-Found through ``filter_plugins`` in ansible.cfg (ansible-playbook and ansible-lint from the
-repository root) and ANSIBLE_FILTER_PLUGINS in .config/molecule/config.yml (Molecule writes its
-own ansible.cfg). Stdlib only, Python 3.6+: the ollama_metrics role also ships this file to each
-node, where its metrics script checks the pins by the same rule without Ansible.
+Called by their fully qualified names, e.g. ``{{ x | ollama_fleet.fleet.ollama_api_url }}``.
 """
 
-import hashlib
-import re
+from __future__ import absolute_import, division, print_function
 
-try:
-    from ansible.errors import AnsibleFilterError
-except ImportError:  # on a node, imported by the metrics script
-    AnsibleFilterError = ValueError
+__metaclass__ = type  # pylint: disable=invalid-name
 
-# A server bound to every address is reached on the loopback of the same family: "::" may be
-# IPv6-only (net.ipv6.bindv6only=1), so it gets ::1, not 127.0.0.1.
-_LOOPBACK = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}
-_HEX64 = re.compile(r"^(sha256:)?([0-9a-f]{64})$")
+from ansible.errors import AnsibleFilterError
 
+from ansible_collections.ollama_fleet.fleet.plugins.module_utils import digests, names
 
 def ollama_api_url(bind_address, port=11434, scheme="http"):
-    """``http://host:port`` for a node's own API; a wildcard bind address is reached on loopback
-    (unset or 0.0.0.0: 127.0.0.1; ``::``: ``[::1]``); an IPv6 address is bracketed."""
-    host = "" if bind_address is None else str(bind_address).strip()
-    host = _LOOPBACK.get(host, host).strip("[]")
-    if ":" in host:
-        host = "[%s]" % host
+    """``http://host:port`` for a node's own API (names.api_url)."""
     try:
-        port = int(port)
+        return names.api_url(bind_address, port, scheme)
     except (TypeError, ValueError):
         raise AnsibleFilterError("ollama_api_url: port must be a number, got %r" % (port,))
-    return "%s://%s:%d" % (scheme, host, port)
 
 
 def ollama_model_name(name):
-    """The name as /api/tags and /api/ps list it: ``qwen3-cs`` -> ``qwen3-cs:latest``.
-
-    Only the last path element can carry a tag (``host:port/ns/model`` has none)."""
-    name = str(name)
-    return name if ":" in name.rsplit("/", 1)[-1] else name + ":latest"
+    """The name as /api/tags lists it: the implicit ``:latest`` made explicit (names.model_name)."""
+    return names.model_name(name)
 
 
-def _digest(value):
-    match = _HEX64.match(str(value or ""))
-    return match.group(2) if match else str(value or "")
+def ollama_digest_hex(value):
+    """The 64-hex form of a digest, ``sha256:`` dropped (digests.digest_hex)."""
+    return digests.digest_hex(value)
+
+
+def ollama_is_digest(value):
+    """True for ``sha256:<64 hex>`` or ``<64 hex>`` (digests.is_digest)."""
+    return digests.is_digest(value)
+
+
+def ollama_blob_filename(digest):
+    """``sha256-<hex>``, a blob's file name in a store (digests.blob_filename)."""
+    return digests.blob_filename(digest)
+
+
+def ollama_manifest_path(name):
+    """``host/namespace/model/tag``: the manifest's path under a store's or bundle's manifests/."""
+    return names.manifest_path(name)
+
+
+def ollama_registry_path(name):
+    """``namespace/model/tag``: the model's path under a registry's /v2/ (and the mirror's tree)."""
+    return names.registry_path(name)
+
+
+def ollama_host_port(address, port):
+    """``address:port``, IPv6 bracketed (names.host_port)."""
+    return names.host_port(address, port)
+
+
+def ollama_sha256sum(filename, text):
+    """The sha256 that ``text``, a ``sha256sum.txt``, gives ``filename``; '' if none (digests.sha256sum_lookup)."""
+    return digests.sha256sum_lookup(text, filename)
 
 
 def ollama_digests(body):
-    """{name: digest} of an /api/tags or /api/ps response body; {} for a missing body.
-
-    A missing body (None, undefined-turned-empty, or a check-mode run against a host where
-    Ollama is not installed yet) reads as "nothing installed"."""
-    if not isinstance(body, dict):
-        return {}
-    out = {}
-    for model in body.get("models") or []:
-        if isinstance(model, dict) and model.get("name"):
-            out[model["name"]] = _digest(model.get("digest"))
-    return out
+    """{name: digest hex} of an /api/tags or /api/ps body; {} for a missing body (digests.tags_digests)."""
+    return digests.tags_digests(body)
 
 
 def ollama_unmet_pins(pins, body, moved_only=False):
-    """``name@digest`` of each pin ({name, digest}) that the /api/tags body does not list at its
-    digest; with ``moved_only``, only of those it lists at another digest (a pin that changed)."""
-    installed = ollama_digests(body)
-    unmet = []
-    for pin in pins or []:
-        name, digest = ollama_model_name(pin["name"]), _digest(pin["digest"])
-        if installed.get(name) != digest and (installed.get(name) or not moved_only):
-            unmet.append("%s@%s" % (name, digest))
-    return unmet
+    """``name@digest`` of each pin the /api/tags body does not satisfy (digests.unmet_pins)."""
+    return digests.unmet_pins(pins, body, moved_only)
+
+
+def ollama_source_name(model):
+    """The name a node pulls an item of ollama_models_list under (names.source_name)."""
+    return names.source_name(model)
+
+
+def ollama_backup_name(name):
+    """The name the installed manifest is kept under while a pull replaces it (names.backup_name)."""
+    return names.backup_name(name)
+
+
+def ollama_manifest_url(model):
+    """The URL Ollama's pull fetches the manifest of an item of ollama_models_list from: its own
+    name's host for ``registry``, the site mirror for ``mirror`` (plain HTTP when ``insecure``);
+    '' for a source that pulls nothing."""
+    pulled = names.source_name(model)
+    if not pulled:
+        return ""
+    return names.manifest_url(pulled, model.get("insecure") in (True, "true", "True", "yes"))
 
 
 def ollama_serving_guard(interruptions, host, serving, load_balancers, drained=False):
@@ -106,42 +115,15 @@ def ollama_serving_guard(interruptions, host, serving, load_balancers, drained=F
 def ollama_site_mirror(groups, hostvars, group="mirror_nodes"):
     """``host:port`` the nodes reach the site mirror at: the first host of ``group`` (its
     ollama_mirror_bind_address unless that is ``*``, else its ansible_host, else its name) and its
-    ollama_mirror_port (8080 unless its inventory sets one); '' when the group has no host, so
-    ``'mirror' if groups | ollama_site_mirror(hostvars) else 'release'`` picks a source."""
+    ollama_mirror_port (8080 unless its inventory sets one); '' when the group has no host."""
     members = list((groups or {}).get(group) or [])
     if not members:
         return ""
-    name = members[0]
-    mirror = hostvars[name]
+    mirror = hostvars[members[0]]
     address = str(mirror.get("ollama_mirror_bind_address") or "*")
     if address == "*":
-        address = str(mirror.get("ansible_host") or name)
-    if ":" in address and not address.startswith("["):
-        address = "[%s]" % address
-    port = int(mirror.get("ollama_mirror_port") or 8080)
-    return "%s:%d" % (address, port)
-
-
-def ollama_manifest_url(model):
-    """The URL Ollama's pull fetches the manifest of ``model`` (an item of ollama_models_list) from:
-    source ``mirror``: ``<mirror>/<namespace>/<model>:<tag>``; source ``registry``: the name's own
-    host or registry.ollama.ai; namespace ``library`` when the name has none; plain HTTP when
-    ``insecure``, else HTTPS (as Ollama's ParseModelPath). '' for any other source."""
-    source = model.get("source") or "registry"
-    name = str(model["name"])
-    if source == "mirror":
-        name = "%s/%s" % (model["mirror"], name if "/" in name else "library/" + name)
-    elif source != "registry":
-        return ""
-    path, _, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, ":", "latest")
-    parts = path.split("/")
-    host = "registry.ollama.ai"
-    if len(parts) == 3 or (len(parts) == 2 and ("." in parts[0] or ":" in parts[0])):
-        host, parts = parts[0], parts[1:]
-    if len(parts) == 1:
-        parts = ["library"] + parts
-    scheme = "http" if model.get("insecure") in (True, "true", "True", "yes") else "https"
-    return "%s://%s/v2/%s/%s/manifests/%s" % (scheme, host, parts[0], parts[1], tag)
+        address = str(mirror.get("ansible_host") or members[0])
+    return names.host_port(address, int(mirror.get("ollama_mirror_port") or 8080))
 
 
 def ollama_pins(names, digests, bundles):
@@ -161,19 +143,19 @@ def ollama_pins(names, digests, bundles):
 
 def ollama_moved_pins(results):
     """One message per pin its source does not serve: ``results`` are the registered results of a
-    looped ``uri`` (the loop variable a model of ollama_models_list, ``content`` the manifest's bytes as
-    text, ``status``); skipped items are ignored. The pin is the sha256 of the manifest's bytes."""
+    looped ``uri`` (the loop variable an item of ollama_models_list, ``content`` the manifest's
+    bytes as text, ``status``); skipped items are ignored. The pin is the sha256 of those bytes."""
     moved = []
     for result in results or []:
         if not isinstance(result, dict) or result.get("skipped"):
             continue
         item = result.get(result.get("ansible_loop_var") or "item") or {}
-        want = _digest(item.get("digest"))
+        want = digests.digest_hex(item.get("digest"))
         where = result.get("url") or ollama_manifest_url(item)
         if result.get("status") != 200:
             moved.append("%s: %s answered %s (%s)" % (item.get("name"), where, result.get("status"), result.get("msg", "")))
             continue
-        got = hashlib.sha256(str(result.get("content", "")).encode("utf-8")).hexdigest()
+        got = digests.sha256_bytes(str(result.get("content", "")).encode("utf-8"))
         if got != want:
             moved.append("%s: %s serves manifest sha256:%s, the pin is sha256:%s (the tag has moved)" % (item.get("name"), where, got, want))
     return moved
@@ -184,8 +166,17 @@ class FilterModule:
         return {
             "ollama_api_url": ollama_api_url,
             "ollama_model_name": ollama_model_name,
+            "ollama_digest_hex": ollama_digest_hex,
+            "ollama_is_digest": ollama_is_digest,
+            "ollama_blob_filename": ollama_blob_filename,
+            "ollama_manifest_path": ollama_manifest_path,
+            "ollama_registry_path": ollama_registry_path,
+            "ollama_host_port": ollama_host_port,
+            "ollama_sha256sum": ollama_sha256sum,
             "ollama_digests": ollama_digests,
             "ollama_unmet_pins": ollama_unmet_pins,
+            "ollama_source_name": ollama_source_name,
+            "ollama_backup_name": ollama_backup_name,
             "ollama_serving_guard": ollama_serving_guard,
             "ollama_site_mirror": ollama_site_mirror,
             "ollama_manifest_url": ollama_manifest_url,

@@ -22,7 +22,7 @@ import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "unit"))
-sys.path.insert(0, str(ROOT / "roles" / "ollama_verify" / "library"))
+sys.path.insert(0, str(ROOT / "plugins" / "modules"))
 
 import ollama_verify_probe as probe  # noqa: E402
 from test_ollama_verify_probe import INSTRUCT, Server  # noqa: E402

@@ -8,7 +8,7 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location("firewall_filters", ROOT / "roles/firewall/filter_plugins/firewall.py")
+_spec = importlib.util.spec_from_file_location("firewall_filters", ROOT / "plugins/filter/firewall.py")
 fw = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fw)
 

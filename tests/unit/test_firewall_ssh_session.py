@@ -7,7 +7,7 @@ import importlib.util
 import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("firewall_ssh_session", ROOT / "roles/firewall/library/firewall_ssh_session.py")
+spec = importlib.util.spec_from_file_location("firewall_ssh_session", ROOT / "plugins/modules/firewall_ssh_session.py")
 mod = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(mod)
 

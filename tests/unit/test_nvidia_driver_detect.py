@@ -18,7 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "nvidia_driver"))
 from harness import FIXTURES, local_host, run_playbook  # noqa: E402
 
-MODULE_PATH = Path(__file__).resolve().parents[2] / "roles/nvidia_driver/library/nvidia_driver_gpu_facts.py"
+MODULE_PATH = Path(__file__).resolve().parents[2] / "plugins/modules/nvidia_driver_gpu_facts.py"
 spec = importlib.util.spec_from_file_location("nvidia_driver_gpu_facts", MODULE_PATH)
 gpu_facts = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(gpu_facts)

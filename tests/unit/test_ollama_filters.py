@@ -3,17 +3,13 @@ and that no role writes either rule again."""
 
 from __future__ import annotations
 
-import importlib.util
 import pathlib
 import re
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-# Loaded by path: "ollama" is also the name of the Ollama Python client the stand-in tests import.
-_spec = importlib.util.spec_from_file_location("ollama_fleet_filters", ROOT / "plugins" / "filter" / "ollama.py")
-f = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(f)
+from ansible_collections.ollama_fleet.fleet.plugins.filter import ollama as f  # noqa: E402
 
 A = "a" * 64
 B = "b" * 64

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import pathlib
@@ -40,10 +39,8 @@ THINKING = "qwen3:4b"
 
 
 def _filters():
-    spec = importlib.util.spec_from_file_location("ollama_mirror_filters", ROLE / "filter_plugins" / "ollama_mirror.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from ansible_collections.ollama_fleet.fleet.plugins.filter import ollama
+    return ollama
 
 
 def free_port() -> int:
@@ -93,7 +90,7 @@ def play(work: pathlib.Path, tasks: list, hosts: dict, extra_vars: dict | None =
     (work / "vars.json").write_text(json.dumps(extra_vars or {}))
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-           "ANSIBLE_FILTER_PLUGINS": "%s:%s" % (ROOT / "plugins" / "filter", ROLE / "filter_plugins")}
+           "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections")}
     ansible = ROOT / ".venv" / "bin" / "ansible-playbook"
     run = subprocess.run([str(ansible if ansible.exists() else "ansible-playbook"), "-i", str(work / "inventory.yml"),
                           "-e", "@" + str(work / "vars.json"), str(work / "play.yml")],
@@ -148,16 +145,16 @@ def filled(artifacts, tmp_path_factory) -> dict:
 
 def test_filters():
     f = _filters()
-    assert f.ollama_mirror_path(INSTRUCT) == "library/qwen3/4b-instruct-2507-q4_K_M"
-    assert f.ollama_mirror_path("me/model") == "me/model/latest"
-    assert f.ollama_mirror_bundle_path(INSTRUCT) == "registry.ollama.ai/library/qwen3/4b-instruct-2507-q4_K_M"
-    assert f.ollama_mirror_bundle_path("hf.co/me/model:Q4") == "hf.co/me/model/Q4"
+    assert f.ollama_registry_path(INSTRUCT) == "library/qwen3/4b-instruct-2507-q4_K_M"
+    assert f.ollama_registry_path("me/model") == "me/model/latest"
+    assert f.ollama_manifest_path(INSTRUCT) == "registry.ollama.ai/library/qwen3/4b-instruct-2507-q4_K_M"
+    assert f.ollama_manifest_path("hf.co/me/model:Q4") == "hf.co/me/model/Q4"
     sums = "%s  ./ollama-linux-amd64.tgz\r\n%s *ollama-linux-arm64.tgz\n" % ("A" * 64, "b" * 64)
-    assert f.ollama_mirror_archive_sha256("ollama-linux-amd64.tgz", sums) == "a" * 64
-    assert f.ollama_mirror_archive_sha256("ollama-linux-arm64.tgz", sums) == "b" * 64
-    assert f.ollama_mirror_archive_sha256("ollama-linux-amd64.tar.zst", sums) == ""
-    assert f.ollama_mirror_listen("*", 8080) == "*:8080"
-    assert f.ollama_mirror_listen("fd00::5", 80) == "[fd00::5]:80"
+    assert f.ollama_sha256sum("ollama-linux-amd64.tgz", sums) == "a" * 64
+    assert f.ollama_sha256sum("ollama-linux-arm64.tgz", sums) == "b" * 64
+    assert f.ollama_sha256sum("ollama-linux-amd64.tar.zst", sums) == ""
+    assert f.ollama_host_port("*", 8080) == "*:8080"
+    assert f.ollama_host_port("fd00::5", 80) == "[fd00::5]:80"
 
 
 def test_fill_lays_out_releases_and_a_registry_tree(filled, artifacts):

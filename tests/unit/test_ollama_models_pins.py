@@ -71,7 +71,7 @@ def play(tmp_path: pathlib.Path, registry: Registry, installed: dict[str, list])
         "name": "Pin check", "hosts": "all", "gather_facts": False, "vars": {"ollama_models_list": [model]},
         "tasks": [{"name": "Check the pins", "ansible.builtin.include_role": {"name": "ollama_models", "tasks_from": "pins"}}]}]))
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
-           "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_FILTER_PLUGINS": str(ROOT / "plugins" / "filter"),
+           "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json", "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
            "no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"}
     ansible = ROOT / ".venv" / "bin" / "ansible-playbook"
     import subprocess  # noqa: PLC0415 - only here

@@ -1,4 +1,4 @@
-"""roles/ollama_rotation/library/haproxy_server_state.py against a fake HAProxy runtime socket: it
+"""plugins/modules/haproxy_server_state.py against a fake HAProxy runtime socket: it
 sends `set server` only when the admin state differs, waits for no current AND no queued session
 (community.general.haproxy waits for scur only), waits for UP, times out with the figures, and
 sends nothing in check mode."""
@@ -15,7 +15,7 @@ import threading
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-MODULE = ROOT / "roles/ollama_rotation/library/haproxy_server_state.py"
+MODULE = ROOT / "plugins/modules/haproxy_server_state.py"
 STAT_HEADER = ("# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,"
                "status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,"
                "rate,rate_lim,rate_max,check_status,")

@@ -15,7 +15,7 @@ import threading
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "roles", "ollama_verify", "library"))
+sys.path.insert(0, os.path.join(ROOT, "plugins", "modules"))
 
 import ollama_verify_probe as probe  # noqa: E402
 

@@ -59,7 +59,7 @@ def test_verify_playbook_passes(host, tmp_path):
         [str(ROOT / ".venv/bin/ansible-playbook"), "-i", os.environ["MOLECULE_INVENTORY_FILE"], "-l", name,
          str(ROOT / "playbooks/verify.yml"), "-e", f"ollama_verify_report_file={tmp_path}/report.json"],
         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
-                                       "ANSIBLE_FILTER_PLUGINS": str(ROOT / "plugins" / "filter")}, timeout=600,
+                                       "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections")}, timeout=600,
     )
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     (row,) = json.loads((tmp_path / "report.json").read_text())["results"]

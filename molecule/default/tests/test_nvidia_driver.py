@@ -32,7 +32,7 @@ def test_required_gpu_fails_before_changing_anything(host):
     run = subprocess.run(
         [str(ROOT / ".venv/bin/ansible-playbook"), "-i", inventory, "-l", name,
          str(ROOT / "playbooks/gpu.yml"), "-e", "nvidia_driver_required=true"],
-        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "ANSIBLE_ROLES_PATH": str(ROOT / "roles")},
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, "ANSIBLE_ROLES_PATH": str(ROOT / "roles"), "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections")},
     )
     output = " ".join((run.stdout + run.stderr).split())
     assert run.returncode == 2, output[-2000:]

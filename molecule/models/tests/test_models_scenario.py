@@ -42,7 +42,7 @@ def tags(host):
 
 
 def playbook(name, *args):
-    env = {**os.environ, "ANSIBLE_ROLES_PATH": str(ROOT / "roles"), "ANSIBLE_FILTER_PLUGINS": str(ROOT / "plugins" / "filter"),
+    env = {**os.environ, "ANSIBLE_ROLES_PATH": str(ROOT / "roles"), "ANSIBLE_COLLECTIONS_PATH": str(ROOT / "collections"),
            "OLLAMA_FLEET_RELEASE_DIR": str(ROOT / ".cache" / "releases-models"),
            "OLLAMA_FLEET_MODELS_FIXTURES": str(FIXTURES)}
     run = subprocess.run(

@@ -7,9 +7,9 @@ node's own API, then the metrics file is replaced atomically (a temporary file i
 directory, renamed over the old one), so node exporter never reads half a file.
 
 Nothing is measured here: the timed chat requests, /api/version and /api/ps come from the
-ollama_verify role's module (ollama_verify_probe.py) and the pin rule (name@digest in /api/tags)
-from plugins/filter/ollama.py. The role ships both files next to this one; run from a checkout,
-the script finds them in the repository. Stdlib only, Python 3.6+.
+collection's module ollama_verify_probe.py (the deploy gate's code) and the pin rule (name@digest
+in /api/tags) from plugins/module_utils (names.py, digests.py). The role ships those files next to
+this one; run from a checkout, the script finds them in the repository. Stdlib only, Python 3.6+.
 
 Usage: ollama_metrics.py --config FILE         probe and write the metrics file
        ollama_metrics.py --check-config FILE   check a configuration (the role's validate step)
@@ -31,8 +31,10 @@ REPO = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
 
 # name -> where the role installs it (next to this file), then where it lives in a checkout.
 SHARED = {
-    "ollama_verify_probe": ("ollama_verify_probe.py", "roles/ollama_verify/library/ollama_verify_probe.py"),
-    "ollama_filters": ("ollama_filters.py", "plugins/filter/ollama.py"),
+    "ollama_verify_probe": ("ollama_verify_probe.py", "plugins/modules/ollama_verify_probe.py"),
+    "names": ("names.py", "plugins/module_utils/names.py"),
+    # digests.py imports names.py (found in sys.modules, registered first).
+    "digests": ("digests.py", "plugins/module_utils/digests.py"),
 }
 
 REQUIRED = {"url": str, "model": str, "requests": int, "timeout_s": (int, float), "textfile": str}
@@ -121,7 +123,8 @@ def parse_time(text):
 def collect(config, clock=time.time):
     """Everything the metrics file reports, as plain data (render() formats it)."""
     probe = shared("ollama_verify_probe")
-    filters = shared("ollama_filters")
+    names = shared("names")
+    digests = shared("digests")
     started = clock()
     params = {"url": config["url"], "model": config["model"], "requests": config["requests"],
               "timeout_s": float(config["timeout_s"]), "prompt": config.get("prompt", "Hello"),
@@ -129,7 +132,7 @@ def collect(config, clock=time.time):
               "think": config.get("think", "false"), "ttft_p95_limit_s": float(config["timeout_s"]),
               "target": "", "kind": "node", "require_gpu": False}
     result = probe.run(params)
-    data = {"model": filters.ollama_model_name(config["model"]), "probe": result,
+    data = {"model": names.model_name(config["model"]), "probe": result,
             "up": not result["version"].startswith("<"), "tags": None, "ps": None, "gpus": None, "gpu_error": None}
     for key, path in (("tags", "/api/tags"), ("ps", "/api/ps")):
         try:
@@ -137,11 +140,11 @@ def collect(config, clock=time.time):
         except (OSError, ValueError, probe.ProbeError):
             data[key] = None
     pins = config.get("pinned_models", [])
-    unmet = set(filters.ollama_unmet_pins(pins, data["tags"])) if data["tags"] is not None else None
+    unmet = set(digests.unmet_pins(pins, data["tags"])) if data["tags"] is not None else None
     data["pins"] = []
     for pin in pins:
         # The filter's own spelling of the pin (name with its tag, 64-hex digest), never re-derived here.
-        key = filters.ollama_unmet_pins([pin], {})[0]
+        key = digests.unmet_pins([pin], {})[0]
         name, digest = key.rsplit("@", 1)
         data["pins"].append({"model": name, "digest": digest, "present": None if unmet is None else key not in unmet})
     try:

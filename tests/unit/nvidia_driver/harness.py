@@ -16,6 +16,7 @@ def run_playbook(playbook, inventory, tmp_path, *extra, env_extra=None):
     env.update(
         ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
         ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
+        ANSIBLE_COLLECTIONS_PATH=str(ROOT / "collections"),
         ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
         ANSIBLE_LOCAL_TEMP=str(tmp_path / "ansible-local"),
         ANSIBLE_REMOTE_TEMP=str(tmp_path / "ansible-remote"),

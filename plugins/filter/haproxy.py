@@ -9,9 +9,11 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from ansible_collections.ollama_fleet.fleet.plugins.module_utils import digests as digest_rules
+from ansible_collections.ollama_fleet.fleet.plugins.module_utils import names as name_rules
+
 KEY_RE = re.compile(r"^[A-Za-z0-9._~+/=-]+$")  # RFC 6750 b64token: no spaces, safe in a map file
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
-DIGEST_RE = re.compile(r"^(sha256:)?[0-9a-f]{64}$")
 TIME_RE = re.compile(r"^[0-9]+(us|ms|s|m|h|d)?$")
 MIN_KEY_LENGTH = 32
 
@@ -42,19 +44,18 @@ def haproxy_api_key_problems(keys):
     return problems
 
 
-def haproxy_digest_hex(digests):
+def haproxy_digest_hex(values):
     """The 64-hex form of manifest digests (what /api/tags reports), order kept, no duplicates."""
     out = []
-    for digest in digests or []:
-        hexpart = str(digest).strip().lower()
-        hexpart = hexpart[len("sha256:"):] if hexpart.startswith("sha256:") else hexpart
+    for digest in values or []:
+        hexpart = digest_rules.digest_hex(digest)
         if hexpart not in out:
             out.append(hexpart)
     return out
 
 
-def haproxy_invalid_digests(digests):
-    return [str(d) for d in digests or [] if not DIGEST_RE.match(str(d).strip().lower())]
+def haproxy_invalid_digests(values):
+    return [str(d) for d in values or [] if not digest_rules.is_digest(str(d).lower())]
 
 
 def haproxy_invalid_times(values):
@@ -112,8 +113,7 @@ def haproxy_serving_digests(names, hostvars):
         hv = hostvars[name]
         pins = list(hv.get("ollama_models_list") or [])
         base = str(hv.get("ollama_models_cs_from") or "") if hv.get("ollama_models_cs_enabled", True) else ""
-        tagged = base if ":" in base.rsplit("/", 1)[-1] else base + ":latest"
-        serving = [p for p in pins if base and p.get("name") in (base, tagged)]
+        serving = [p for p in pins if base and p.get("name") in (base, name_rules.model_name(base))]
         for pin in serving or pins:
             if pin.get("digest") and pin["digest"] not in digests:
                 digests.append(pin["digest"])

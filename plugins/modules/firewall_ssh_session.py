@@ -16,7 +16,7 @@ description:
     C(SSH_CONNECTION) found in a process environment (C(/proc/PID/environ)).
   - Works with and without become. Under C(sudo) the module's own environment no longer holds
     C(SSH_CONNECTION) (sudo resets it), but the login shell that sshd started still does; and
-    an inventory's C(ansible_become=true) overrides a task's C(become: false), so reading the
+    an inventory's C(ansible_become=true) overrides a task's C(become=false), so reading the
     environment variable directly is not enough.
   - Read-only, so it runs in check mode.
 options:

@@ -22,7 +22,7 @@ short_description: Time streamed /api/chat requests against an Ollama API
 description:
   - Sends O(requests) sequential streamed C(/api/chat) requests and measures, per request, the
     time from opening the connection to the first streamed chunk with a non-empty
-    C(message.content) (C(response) on C(/api/generate)): the first token a customer sees.
+    C(message.content) (C(response) on C(/api/generate)), which is the first token a customer sees.
     Thinking (C(message.thinking)) is never visible to a customer; the time to the first
     thinking chunk and the number of thinking chunks are reported beside it.
   - A request whose answer has no visible content (only thinking, or nothing) is an error.
@@ -98,6 +98,27 @@ options:
     type: str
     default: ""
 author: ollama-fleet
+"""
+
+EXAMPLES = r"""
+- name: Time three streamed chats against the node's own API
+  ollama_fleet.fleet.ollama_verify_probe:
+    url: http://127.0.0.1:11434
+    model: qwen3-cs
+    requests: 3
+    timeout_s: 30
+    kind: node
+  register: probe
+
+- name: Through the front, with an API key and the site CA
+  ollama_fleet.fleet.ollama_verify_probe:
+    url: https://10.20.0.100
+    model: qwen3-cs
+    kind: endpoint
+    headers:
+      Authorization: "Bearer {{ key }}"
+    ca_file: /etc/ssl/certs/site-ca.pem
+  no_log: true
 """
 
 RETURN = r"""

@@ -44,6 +44,18 @@ options:
 author: ollama-fleet
 """
 
+EXAMPLES = r"""
+- name: Create the customer-service variant from the pinned base model
+  ollama_fleet.fleet.ollama_models_variant:
+    url: http://127.0.0.1:11434
+    name: qwen3-cs
+    base: qwen3:4b-instruct-2507-q4_K_M
+    parameters:
+      num_ctx: 4096
+      temperature: 0.4
+    system: You are a courteous customer-service assistant.
+"""
+
 RETURN = r"""
 before:
   description: The installed definition (null when the variant did not exist).

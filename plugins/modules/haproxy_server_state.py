@@ -49,6 +49,24 @@ options:
 author: ollama-fleet
 """
 
+EXAMPLES = r"""
+- name: Drain lab-node1 on this load balancer and wait until nothing is in flight or queued
+  ollama_fleet.fleet.haproxy_server_state:
+    socket: /run/haproxy/admin.sock
+    backend: ollama_nodes
+    server: lab-node1
+    state: drain
+    wait: true
+    timeout: 300
+
+- name: Put it back
+  ollama_fleet.fleet.haproxy_server_state:
+    socket: /run/haproxy/admin.sock
+    backend: ollama_nodes
+    server: lab-node1
+    state: ready
+"""
+
 RETURN = r"""
 before:
   description: Status of the server in C(show stat) before the change (UP, DOWN, DRAIN, MAINT...).

@@ -14,7 +14,7 @@ short_description: Detect NVIDIA GPUs from sysfs
 description:
   - Reads C(vendor), C(device) and C(class) of every PCI function under O(sysfs_pci_root).
   - A function counts as a GPU when its vendor is V(0x10de) (NVIDIA) and its PCI class is
-    a display controller (base class V(0x03): VGA V(0x0300xx), 3D V(0x0302xx)).
+    a display controller (base class V(0x03), that is VGA V(0x0300xx) or 3D V(0x0302xx)).
     NVIDIA audio (V(0x0403xx)), USB or bridge functions of the same card do not count.
   - Needs no package (no lspci); device names come from C(pci.ids) when that file exists.
   - Read-only, so it runs in check mode.
