@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 import shlex
 import subprocess
 import sys
@@ -76,6 +77,16 @@ def main() -> int:
     return 0 if all(r[3] != "unreachable" for r in rows) and front_ok and prometheus_ok else 1
 
 
+def handed(hv: dict, value):
+    """A value as the inventory hands it over: `{{ name }}` (e.g. a port set once as fleet_*)
+    is that variable's value on the host, followed until a literal."""
+    seen = set()
+    while isinstance(value, str) and re.fullmatch(r"\{\{\s*[a-z_][a-z0-9_]*\s*\}\}", value.strip()) and value not in seen:
+        seen.add(value)
+        value = hv.get(value.strip()[2:-2].strip(), value)
+    return value
+
+
 def prometheus_urls(inv: dict, groups: dict) -> list[tuple[str, str]]:
     """(host, URL) of each Prometheus the inventory deploys (role prometheus on monitoring_nodes):
     its listening address when the inventory sets one, else the host's address; port 9090 unless set."""
@@ -85,7 +96,7 @@ def prometheus_urls(inv: dict, groups: dict) -> list[tuple[str, str]]:
         address = str(hv.get("prometheus_listen_address") or "")
         if not address or "{" in address:
             address = hv["ansible_host"]
-        port = hv.get("prometheus_port", 9090)
+        port = handed(hv, hv.get("prometheus_port", 9090))
         urls.append((name, f"http://{'[' + address + ']' if ':' in address else address}:{port}"))
     return urls
 

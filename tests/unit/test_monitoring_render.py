@@ -24,7 +24,7 @@ INVENTORY = {"all": {"children": {
     "render": {"hosts": {"render": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}}},
     "ollama_nodes": {"hosts": {"gpu01": {"ansible_host": "10.20.0.11"}, "gpu02": {"ansible_host": "10.20.0.12", "node_exporter_port": 9101}}},
     "lb_nodes": {"hosts": {"lb01": {"ansible_host": "10.20.0.21"}, "lb02": {"ansible_host": "10.20.0.22", "haproxy_prometheus_port": 8406}}},
-}, "vars": {"ollama_verify_ttft_p95_s": 2.5, "ollama_models_cs_name": "qwen3-cs",
+}, "vars": {"fleet_first_token_s": 2.5, "ollama_models_cs_name": "qwen3-cs",
             "ollama_models_list": [{"name": "qwen3:4b", "digest": "sha256:" + DIGEST, "source": "registry"}]}}}
 
 
@@ -37,7 +37,9 @@ def playbook(out: pathlib.Path) -> list:
          "tasks": [
              {"name": "Rules directory", "ansible.builtin.file": {"path": str(out / "rules"), "state": "directory", "mode": "0755"}},
              {"name": "Rules", "ansible.builtin.template": {"src": str(role / "prometheus/templates/ollama-fleet.rules.yml.j2"),
-                                                            "dest": "{{ prometheus_rules_file }}", "mode": "0644"}},
+                                                            "dest": "{{ prometheus_rules_file }}", "mode": "0644"},
+              # Handed over as the production example does (task vars: above the defaults loaded as vars_files).
+              "vars": {"prometheus_alert_ttft_p95_s": "{{ fleet_first_token_s }}"}},
              {"name": "Config", "ansible.builtin.template": {"src": str(role / "prometheus/templates/prometheus.yml.j2"),
                                                              "dest": str(out / "prometheus.yml"), "mode": "0644"},
               # Task vars: above the role defaults loaded as vars_files.
@@ -46,7 +48,8 @@ def playbook(out: pathlib.Path) -> list:
          "vars_files": [str(role / "ollama_metrics/defaults/main.yml"), str(role / "ollama_metrics/vars/main.yml")],
          "tasks": [{"name": "Probe configuration", "delegate_to": "render",
                     "ansible.builtin.template": {"src": str(role / "ollama_metrics/templates/ollama-metrics.json.j2"),
-                                                 "dest": str(out / "ollama-metrics.json"), "mode": "0644"}}]},
+                                                 "dest": str(out / "ollama-metrics.json"), "mode": "0644"},
+                    "vars": {"ollama_metrics_pinned_models": "{{ ollama_models_list }}"}}]},
     ]
 
 

@@ -25,7 +25,7 @@ CASES = {
     "scrape_interval_zero": ({"prometheus_scrape_interval_s": 0}, "prometheus_scrape_interval_s (0)"),
     "evaluation_interval_zero": ({"prometheus_evaluation_interval_s": 0}, "prometheus_evaluation_interval_s (0)"),
     "ttft_limit_zero": ({"prometheus_alert_ttft_p95_s": 0}, "prometheus_alert_ttft_p95_s (0)"),
-    "ttft_limit_negative": ({"ollama_verify_ttft_p95_s": -1}, "prometheus_alert_ttft_p95_s (-1"),
+    "ttft_limit_negative": ({"prometheus_alert_ttft_p95_s": -1}, "prometheus_alert_ttft_p95_s (-1"),
     "queue_max_zero": ({"prometheus_alert_queue_max": 0}, "prometheus_alert_queue_max (0"),
     "vram_ratio_zero": ({"prometheus_alert_vram_ratio_min": 0}, "prometheus_alert_vram_ratio_min (0"),
     "vram_ratio_over_one": ({"prometheus_alert_vram_ratio_min": 1.5}, "prometheus_alert_vram_ratio_min (1.5"),
@@ -41,7 +41,7 @@ CASES = {
     "probe_timeout_zero": ({"ollama_metrics_timeout_s": 0}, "ollama_metrics_timeout_s (0"),
     "probe_url": ({"ollama_metrics_api_url": "localhost:11434"}, "ollama_metrics_api_url must be an http"),
     "probe_keep_alive": ({"ollama_metrics_keep_alive": "forever"}, "ollama_metrics_keep_alive must be empty"),
-    "probe_pin_digest": ({"ollama_models_list": [{"name": "qwen3:4b", "digest": "sha256:xyz"}]}, "ollama_metrics_pinned_models: qwen3:4b"),
+    "probe_pin_digest": ({"ollama_metrics_pinned_models": [{"name": "qwen3:4b", "digest": "sha256:xyz"}]}, "ollama_metrics_pinned_models: qwen3:4b"),
     "probe_textfile_relative": ({"ollama_metrics_textfile_dir": "var/lib"}, "ollama_metrics_textfile_dir must be an absolute path"),
 }
 

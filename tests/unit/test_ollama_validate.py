@@ -21,9 +21,11 @@ GOOD = {}  # the role defaults
 # The lab's Ollama nodes: the production example with the lab overlay on top.
 LAB = {
     k: v
+    for group in ("all", "ollama_nodes")
     for f in ("00-production.yml", "10-lab.yml")
-    for k, v in yaml.safe_load((ROOT / "inventories/lab/group_vars/ollama_nodes" / f).read_text()).items()
-    if k.startswith("ollama_") and not k.startswith(("ollama_models_", "ollama_verify_"))
+    if (ROOT / "inventories/lab/group_vars" / group / f).exists()
+    for k, v in (yaml.safe_load((ROOT / "inventories/lab/group_vars" / group / f).read_text()) or {}).items()
+    if k.startswith(("ollama_", "fleet_")) and not k.startswith(("ollama_models_", "ollama_verify_", "ollama_metrics_"))
 }
 
 # (case id, variables, text the failure must contain; None = must pass). A looped check fails with

@@ -89,3 +89,46 @@ def test_readme_documents_every_variable_with_its_default(role):
             shown = rows[name].strip("`")
             expected = yaml.safe_dump(opt["default"], default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
             assert yaml.safe_load(shown) == opt["default"] or shown == expected, f"{name}: README shows {shown!r}, spec default {opt['default']!r}"
+
+
+def other_roles_variables(role: pathlib.Path, text: str) -> set[str]:
+    """Variables of other roles a role's file names: `<role>_…` for a role other than this one
+    (the longest role name that prefixes the variable decides whose it is)."""
+    names = sorted((p.name for p in ROLES), key=len, reverse=True)
+    found = set()
+    for var in re.findall(r"\b([a-z][a-z0-9]*(?:_[a-z0-9]+)+)\b", text):
+        owner = next((n for n in names if var.startswith(n + "_")), None)
+        if owner and owner != role.name and not var.endswith("_nodes"):  # inventory groups, not variables
+            found.add(var)
+    return found
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda p: p.name)
+def test_role_defaults_read_no_other_role_variable(role):
+    """Explicit interfaces: a role's defaults and argument spec read only its own variables and
+    facts; where two roles must agree, the inventory hands both the same value."""
+    spec = load_spec(role)["main"]["options"]
+    templated = [str(v) for v in (yaml.safe_load((role / "defaults/main.yml").read_text()) or {}).values() if "{{" in str(v)]
+    templated += [str(o["default"]) for o in spec.values() if "{{" in str(o.get("default", ""))]
+    assert not other_roles_variables(role, "\n".join(templated)), f"{role.name} falls back to another role's variables"
+
+
+def test_production_example_hands_the_fleet_values_to_each_role():
+    """The ports and paths two roles must agree on are set once (fleet_* in group_vars/all.yml)
+    and handed to both."""
+    gv = ROOT / "inventories/production/group_vars"
+    every = {p.stem: yaml.safe_load(p.read_text()) or {} for p in gv.glob("*.yml")}
+    pairs = {
+        "fleet_ollama_port": [("ollama_nodes", "ollama_port"), ("all", "firewall_ollama_port")],
+        "fleet_mirror_port": [("mirror_nodes", "ollama_mirror_port"), ("all", "firewall_mirror_port")],
+        "fleet_node_exporter_port": [("all", "node_exporter_port"), ("all", "firewall_node_exporter_port")],
+        "fleet_haproxy_exporter_port": [("lb_nodes", "haproxy_prometheus_port"), ("all", "firewall_haproxy_exporter_port")],
+        "fleet_prometheus_port": [("monitoring_nodes", "prometheus_port"), ("all", "firewall_prometheus_port")],
+        "fleet_textfile_dir": [("all", "node_exporter_textfile_dir"), ("lb_nodes", "keepalived_state_metric_dir"),
+                               ("ollama_nodes", "ollama_metrics_textfile_dir")],
+        "fleet_first_token_s": [("ollama_nodes", "ollama_verify_ttft_p95_s"), ("all", "prometheus_alert_ttft_p95_s")],
+    }
+    for fleet, uses in pairs.items():
+        assert fleet in every["all"], fleet
+        for group, var in uses:
+            assert every[group].get(var) == "{{ %s }}" % fleet, f"{group}.yml: {var} is not handed {fleet}"

@@ -229,7 +229,7 @@ def test_corrupt_blob_in_a_bundle_is_rejected_and_nothing_is_installed(host, tmp
     rc, out = playbook("models.yml", "-e", extra_vars(tmp_path, ollama_models_list=models))
     flat = " ".join(out.split())
     assert rc == 2, out[-3000:]
-    assert "Corrupt blobs in" in flat and corrupt_blob[7:] in flat and "Nothing was installed" in flat
+    assert "Corrupt files in" in flat and corrupt_blob[7:] in flat and "Nothing of qwen3:8b was installed" in flat
     assert not host.file(f"{STORE}/blobs/{corrupt_blob}").exists
     assert not host.file(f"{STORE}/manifests/registry.ollama.ai/library/qwen3/8b").exists
     assert not host.file(f"{STORE}/.ollama-models-staging").exists

@@ -8,11 +8,12 @@ in-flight streams on SIGTERM (its default `sigterm: close`).
 The tests run in order and each starts from the state the one before left:
 1. site.yml refuses a new version on the serving fleet and points at upgrade.yml; nothing restarts.
 2. version roll 0.33.0 -> 0.33.1: 0 failed requests, 0 cut streams, both nodes on 0.33.1.
-3. control: the same kind of roll (-> 0.33.2) without draining loses requests, proving the load
+3. no-op: the same version again drains and restarts no node, 0 failed requests.
+4. control: the same kind of roll (-> 0.33.2) without draining loses requests, proving the load
    and the stand-in can show a loss.
-4. model digest roll A -> B (the version stays 0.33.2): 0 failed requests, every answer wholly
+5. model digest roll A -> B (the version stays 0.33.2): 0 failed requests, every answer wholly
    A's or wholly B's; afterwards the front's health check accepts B only.
-5. a release that does not start (0.33.3): the first node rolls back and serves again, the
+6. a release that does not start (0.33.3): the first node rolls back and serves again, the
    second is untouched, the play fails naming the node, 0 failed requests.
 Printed per roll: requests, failures, each node's time out of rotation (on the load balancer that
 holds the address, from DRAIN to UP again) and the roll's wall time.
@@ -157,6 +158,24 @@ def test_version_roll_loses_no_request():
     for name in NODES:
         assert monitor.in_flight_at_drain(name) > 0, f"no stream was in flight when {name} was drained: the test proves nothing"
         assert 0 < monitor.out_of_rotation(name) < float("inf"), f"{name} never left rotation, or never came back"
+
+
+def test_noop_roll_leaves_every_node_in_rotation():
+    """The same pins again: upgrade.yml works out with the roles' own rules that nothing would
+    change, so no node is drained or restarted (the version roll before it shows the monitor
+    sees a drain when there is one)."""
+    all_up()
+    before = {name: main_pid(name) for name in NODES}
+    rc, out, load, monitor, wall = roll("-e", "ollama_version=0.33.1")
+    report("no-op roll (0.33.1 again)", load, monitor, wall)
+    print(f"no-op roll: {wall / len(NODES):.1f}s per node (goal 15 s)")
+    assert rc == 0, out[-4000:]
+    assert out.count("nothing to change: it stays in rotation") == len(NODES), out[-4000:]
+    assert {name: main_pid(name) for name in NODES} == before
+    assert load.failed() == [], load.failed()[:5]
+    for name in NODES:
+        assert monitor.samples[name], f"the monitor saw nothing of {name}: the test proves nothing"
+        assert monitor.out_of_rotation(name) == 0.0, f"{name} left rotation although nothing changed"
 
 
 def test_control_roll_without_draining_loses_requests():
