@@ -7,7 +7,8 @@ is issued again, with its key, by the same CA, so a CA already handed out stays 
 
     scripts/lab_secrets.py [DIR] [--name NAME --ip ADDRESS ...]
 
-DIR defaults to .cache/lab; it receives tls/ca.crt, tls/front.crt, tls/front.key and api-key.
+DIR defaults to .cache/lab; it receives tls/ca.crt, tls/front.crt, tls/front.key, api-key and
+api-key-platform.
 Uses the `cryptography` package that ansible-core already requires (no openssl binary needed).
 """
 
@@ -104,8 +105,11 @@ def main() -> int:
         ca = x509.load_pem_x509_certificate((tls / "ca.crt").read_bytes())
         ca_key = serialization.load_pem_private_key((tls / "ca.key").read_bytes(), password=None)
         make_front(tls, ca, ca_key, names, sorted(front_ips(tls / "front.crt") | set(ips)))
-    if not (out / "api-key").is_file():
-        write_private(out / "api-key", (secrets.token_urlsafe(36) + "\n").encode())
+    # api-key: the lab operator's (every model); api-key-platform: the customer-service platform's
+    # (the variant only, its own limits: inventories/lab/group_vars/lb_nodes/10-lab.yml).
+    for name in ("api-key", "api-key-platform"):
+        if not (out / name).is_file():
+            write_private(out / name, (secrets.token_urlsafe(36) + "\n").encode())
     print(out)
     return 0
 

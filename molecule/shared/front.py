@@ -47,6 +47,9 @@ URL = f"https://{VIP}"
 CA = str(CACHE / "tls" / "ca.crt")
 KEY = (CACHE / "api-key").read_text().strip()
 AUTH = {"Authorization": f"Bearer {KEY}"}
+# The customer-service platform's key: the variant only, 2 requests at once (the lab overlay).
+PLATFORM_KEY = (CACHE / "api-key-platform").read_text().strip()
+PLATFORM_AUTH = {"Authorization": f"Bearer {PLATFORM_KEY}"}
 MODEL = "qwen3-cs"
 SOCKET = "/run/haproxy/admin.sock"
 

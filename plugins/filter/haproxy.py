@@ -41,7 +41,81 @@ def haproxy_api_key_problems(keys):
         elif key in seen:
             problems.append("%s: key is the same as an earlier item's" % where)
         seen.add(key)
+        models = item.get("models", ["*"])
+        if not isinstance(models, list) or not models or not all(isinstance(m, str) and MODEL_RE.match(m) for m in models):
+            problems.append("%s: models must be a non-empty list of model names, or ['*'] for every model" % where)
+        for field in ("max_in_flight", "requests_per_minute"):
+            if field in item and not _positive_int(item[field]):
+                problems.append("%s: %s must be a whole number above 0 (got %r)" % (where, field, item[field]))
     return problems
+
+
+MODEL_RE = re.compile(r"^(\*|[A-Za-z0-9][A-Za-z0-9._:/-]*)$")
+
+
+def _positive_int(value):
+    try:
+        return not isinstance(value, bool) and int(str(value)) > 0 and str(int(str(value))) == str(value).strip()
+    except ValueError:
+        return False
+
+
+def haproxy_key_models(keys, default_models):
+    """{owner: models} of haproxy_api_keys, a key without ``models`` getting ``default_models``
+    (haproxy_api_key_models); ``['*']`` means every model."""
+    return {str(item["name"]): list(item.get("models") or default_models) for item in keys or []}
+
+
+def haproxy_model_allowlist(keys, default_models):
+    """The lines of the allowlist the front matches ``<owner>/<model>`` against, case-insensitively:
+    each model a key may call in every spelling Ollama resolves to it (names.spellings). Owners
+    with ``['*']`` are not listed here (see haproxy_any_model_owners)."""
+    lines = []
+    for owner, models in sorted(haproxy_key_models(keys, default_models).items()):
+        if "*" in models:
+            continue
+        for model in models:
+            for spelling in name_rules.spellings(model):
+                line = "%s/%s" % (owner, spelling)
+                if line not in lines:
+                    lines.append(line)
+    return lines
+
+
+def haproxy_any_model_owners(keys, default_models):
+    """Owners whose key may call every model (``models: ['*']``), and the listing endpoints."""
+    return [owner for owner, models in sorted(haproxy_key_models(keys, default_models).items()) if "*" in models]
+
+
+def haproxy_key_limits(keys, field, default):
+    """``<owner> <limit>`` lines of a per-key limit (max_in_flight, requests_per_minute)."""
+    return ["%s %d" % (item["name"], int(item.get(field, default))) for item in keys or []]
+
+
+def haproxy_unservable_models(keys, default_models, servable):
+    """``owner: model`` of each allowlisted model the nodes neither pin nor build (``servable``:
+    haproxy_servable_models), compared in Ollama's canonical form."""
+    known = {name_rules.model_name(n).lower() for s in servable or [] for n in name_rules.spellings(s)}
+    bad = []
+    for owner, models in sorted(haproxy_key_models(keys, default_models).items()):
+        for model in models:
+            if model != "*" and name_rules.model_name(model).lower() not in known:
+                bad.append("%s: %s" % (owner, model))
+    return bad
+
+
+def haproxy_servable_models(names, hostvars):
+    """The models the hosts ``names`` serve: their pins and their customer-service variant."""
+    out = []
+    for name in names or []:
+        hv = hostvars[name]
+        found = [p.get("name") for p in hv.get("ollama_models_list") or []]
+        if hv.get("ollama_models_cs_enabled", True) and hv.get("ollama_models_cs_name"):
+            found.append(hv.get("ollama_models_cs_name"))
+        for model in found:
+            if model and model not in out:
+                out.append(str(model))
+    return out
 
 
 def haproxy_digest_hex(values):
@@ -124,6 +198,12 @@ class FilterModule:
     def filters(self):
         return {
             "haproxy_serving_digests": haproxy_serving_digests,
+            "haproxy_key_models": haproxy_key_models,
+            "haproxy_model_allowlist": haproxy_model_allowlist,
+            "haproxy_any_model_owners": haproxy_any_model_owners,
+            "haproxy_key_limits": haproxy_key_limits,
+            "haproxy_unservable_models": haproxy_unservable_models,
+            "haproxy_servable_models": haproxy_servable_models,
             "haproxy_api_key_problems": haproxy_api_key_problems,
             "haproxy_digest_hex": haproxy_digest_hex,
             "haproxy_invalid_digests": haproxy_invalid_digests,

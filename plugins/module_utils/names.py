@@ -56,6 +56,21 @@ def model_name(name):
     return name if ":" in name.rsplit("/", 1)[-1] else name + ":" + DEFAULT_TAG
 
 
+def spellings(name):
+    """Every way of writing ``name`` that Ollama resolves to the same model: the defaults it fills
+    (``registry.ollama.ai``, ``library``, ``latest``) written or left out. ``qwen3-cs`` gives
+    ``qwen3-cs``, ``qwen3-cs:latest``, ``library/qwen3-cs``, ... ``registry.ollama.ai/library/qwen3-cs:latest``."""
+    p = parse(name)
+    tags = [":" + p.tag] + ([""] if p.tag == DEFAULT_TAG else [])
+    bases = []
+    if p.host == DEFAULT_HOST and p.namespace == DEFAULT_NAMESPACE:
+        bases.append(p.model)
+    if p.host == DEFAULT_HOST:
+        bases.append(p.namespace + "/" + p.model)
+    bases.append(p.host + "/" + p.namespace + "/" + p.model)
+    return [base + tag for base in bases for tag in tags]
+
+
 def mirrored_name(name, mirror):
     """The name a node pulls ``name`` under from the site mirror ``mirror`` (``host:port``): the
     mirror is the host, namespace and model stay (``qwen3:4b`` -> ``m:8080/library/qwen3:4b``)."""

@@ -36,6 +36,19 @@ CASES = {
     "good_plain_http": ({"haproxy_tls": False, "haproxy_tls_certificate_file": "", "haproxy_bind_port": 80}, None),
     "good_two_instances": ({"keepalived_extra_instances": [{"name": "second", "vip_cidr": "10.20.0.101/24", "virtual_router_id": 52}]}, None),
     "good_rolling_digests": ({"haproxy_health_digests": [DIGEST, "b2" * 32]}, None),
+    # The edge's per-key allowlist and limits (#22).
+    "good_key_models_spelled": ({"haproxy_api_keys": [{"name": "crm", "key": KEY, "models": ["library/qwen3:4b", "qwen3-cs:latest"]}]}, None),
+    "good_key_every_model": ({"haproxy_api_keys": [{"name": "crm", "key": KEY, "models": ["*"], "max_in_flight": 3}]}, None),
+    "key_limit_zero": ({"haproxy_api_keys": [{"name": "crm", "key": KEY, "max_in_flight": 0}]},
+                       "haproxy_api_keys[0] (crm): max_in_flight must be a whole number above 0"),
+    "key_rate_negative": ({"haproxy_api_keys": [{"name": "crm", "key": KEY, "requests_per_minute": -5}]},
+                          "haproxy_api_keys[0] (crm): requests_per_minute must be a whole number above 0"),
+    "default_rate_zero": ({"haproxy_api_key_requests_per_minute": 0}, "haproxy_api_key_requests_per_minute"),
+    "key_models_empty": ({"haproxy_api_keys": [{"name": "crm", "key": KEY, "models": []}]}, "haproxy_api_keys[0] (crm): models must be"),
+    "allowlist_unpinned_model": ({"haproxy_api_keys": [{"name": "crm", "key": KEY, "models": ["llama3:70b"]}]}, "crm: llama3:70b"),
+    "default_models_unpinned": ({"haproxy_api_key_models": ["mistral"]}, "crm: mistral"),
+    "refused_fields_not_a_list": ({"haproxy_refused_fields": {"keep_alive": True}}, "haproxy_refused_fields"),
+    "refused_field_not_a_name": ({"haproxy_refused_fields": ["keep alive\"x"]}, "haproxy_refused_fields must be a list of JSON field names"),
     "no_api_keys": ({"haproxy_api_keys": []}, "haproxy_api_keys is empty"),
     "short_key": ({"haproxy_api_keys": [{"name": "crm", "key": KEY}, {"name": "web", "key": SHORT_KEY}]},
                   "haproxy_api_keys[1] (web): key is shorter than 32 characters"),
@@ -89,7 +102,7 @@ def run(tmp_path_factory):
         "cases": {"hosts": {name: {**base, **extra, **local} for name, (extra, _) in CASES.items()}},
         "pair": {"hosts": {"pair1": {"ansible_host": "10.20.0.21"}, "pair2": {"ansible_host": "10.20.0.22"}}},
         "farpair": {"hosts": {"far1": {"ansible_host": "10.21.0.5"}}},
-        "nodes": {"hosts": {"node1": {"ansible_host": "10.20.0.11", "ollama_models_list": pinned}}},
+        "nodes": {"hosts": {"node1": {"ansible_host": "10.20.0.11", "ollama_models_list": pinned, "ollama_models_cs_name": "qwen3-cs"}}},
         "bare_nodes": {"hosts": {"bare1": {"ansible_host": "10.20.0.12"}}},
     }}}
     return validation.run_validation(work, inventory, PLAYBOOK, forks=30)

@@ -39,6 +39,7 @@ def test_kept_when_complete_reissued_by_the_same_ca_when_an_address_is_new(tmp_p
     assert (tls / "front.key").read_bytes() != first["front.key"]
     assert lab_secrets.front_ips(tls / "front.crt") == {"127.0.0.1", "172.28.90.100"}
     assert (tmp_path / "api-key").read_text() == key
+    assert (tmp_path / "api-key-platform").read_text() not in ("", key)
     ca = x509.load_pem_x509_certificate(first["ca.crt"])
     cert = x509.load_pem_x509_certificate((tls / "front.crt").read_bytes())
     assert cert.issuer == ca.subject

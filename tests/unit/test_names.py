@@ -146,3 +146,29 @@ def test_no_role_keeps_private_plugins():
     for role in (ROOT / "roles").iterdir():
         assert not (role / "library").exists(), f"{role.name}/library: modules belong in plugins/modules"
         assert not (role / "filter_plugins").exists(), f"{role.name}/filter_plugins: filters belong in plugins/filter"
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("qwen3-cs", {"qwen3-cs", "qwen3-cs:latest", "library/qwen3-cs", "library/qwen3-cs:latest",
+                  "registry.ollama.ai/library/qwen3-cs", "registry.ollama.ai/library/qwen3-cs:latest"}),
+    ("qwen3:4b", {"qwen3:4b", "library/qwen3:4b", "registry.ollama.ai/library/qwen3:4b"}),
+    ("example.com/ns/model:tag", {"example.com/ns/model:tag"}),
+    ("ns/model", {"ns/model", "ns/model:latest", "registry.ollama.ai/ns/model", "registry.ollama.ai/ns/model:latest"}),
+])
+def test_every_spelling_of_a_name_is_the_same_model(name, expected):
+    spelled = names.spellings(name)
+    assert set(spelled) == expected
+    # Each spelling parses to the same model, as Ollama's parser (the stand-in's copy) reads it.
+    assert {names.parse(s) for s in spelled} == {names.parse(name)}
+
+
+def test_the_front_allowlist_spells_each_model_every_way():
+    keys = [{"name": "platform", "key": "k" * 40}, {"name": "ops", "key": "o" * 40, "models": ["*"]},
+            {"name": "crm", "key": "c" * 40, "models": ["qwen3:4b"]}]
+    lines = haproxy_filters.haproxy_model_allowlist(keys, ["qwen3-cs"])
+    assert "platform/qwen3-cs" in lines and "platform/registry.ollama.ai/library/qwen3-cs:latest" in lines
+    assert "crm/library/qwen3:4b" in lines and not any(line.startswith("ops/") for line in lines)
+    assert not any("key" in line or "k" * 40 in line for line in lines)  # owners and models only
+    assert haproxy_filters.haproxy_any_model_owners(keys, ["qwen3-cs"]) == ["ops"]
+    assert haproxy_filters.haproxy_unservable_models(keys, ["qwen3-cs"], ["qwen3-cs", "qwen3:4b"]) == []
+    assert haproxy_filters.haproxy_unservable_models(keys, ["qwen3-cs"], ["qwen3:4b"]) == ["platform: qwen3-cs"]

@@ -13,14 +13,17 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "molecule" / "shared"))
+sys.path.insert(0, str(ROOT / "scripts"))
+from lab_report import handed  # noqa: E402  (a `{{ fleet_* }}` hand-over followed to its value)
 from node_api import api  # noqa: E402  (shared helper, found through the line above)
 
 DEFAULTS = yaml.safe_load((ROOT / "roles/ollama_models/defaults/main.yml").read_text())
 
 
 def setting(host, name):
-    """The inventory's value (not templated: these settings are literals), else the role default."""
-    return host.ansible.get_variables().get(name, DEFAULTS[name])
+    """The inventory's value (a `{{ fleet_* }}` hand-over followed to its literal), else the role default."""
+    hv = host.ansible.get_variables()
+    return handed(hv, hv.get(name, DEFAULTS[name]))
 
 
 def test_pinned_digests_are_installed(host):
