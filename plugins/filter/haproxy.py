@@ -21,7 +21,8 @@ MIN_KEY_LENGTH = 32
 def haproxy_api_key_problems(keys):
     """Problems of haproxy_api_keys: empty list, short or malformed keys, duplicates."""
     if not keys:
-        return ["haproxy_api_keys is empty: the front would let nobody in. List at least one {name, key}."]
+        return ["haproxy_api_keys is empty: the front would let nobody in. List at least one {name, key}; the production "
+                "example reads them from <inventory>/secrets/api-keys.yml, which scripts/site_secrets.py <inventory> makes."]
     problems = []
     names, seen = set(), set()
     for index, item in enumerate(keys):

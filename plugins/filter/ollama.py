@@ -64,6 +64,16 @@ def ollama_sha256sum(filename, text):
     return digests.sha256sum_lookup(text, filename)
 
 
+def ollama_release_pins(text):
+    """``{arch: sha256}`` of the Linux archives in a release's sha256sum.txt (digests.release_pins)."""
+    return digests.release_pins(text)
+
+
+def ollama_release_pin(pins, version, arch):
+    """The sha256 ollama_release_pins gives ``version`` on ``arch``; '' if none (digests.release_pin)."""
+    return digests.release_pin(pins, version, arch)
+
+
 def ollama_digests(body):
     """{name: digest hex} of an /api/tags or /api/ps body; {} for a missing body (digests.tags_digests)."""
     return digests.tags_digests(body)
@@ -175,6 +185,8 @@ class FilterModule:
             "ollama_sha256sum": ollama_sha256sum,
             "ollama_digests": ollama_digests,
             "ollama_unmet_pins": ollama_unmet_pins,
+            "ollama_release_pins": ollama_release_pins,
+            "ollama_release_pin": ollama_release_pin,
             "ollama_source_name": ollama_source_name,
             "ollama_backup_name": ollama_backup_name,
             "ollama_serving_guard": ollama_serving_guard,

@@ -72,6 +72,32 @@ def sha256sum_lookup(text, filename):
     return ""
 
 
+RELEASE_ARCHIVES = {"amd64": ("ollama-linux-amd64.tar.zst", "ollama-linux-amd64.tgz"),
+                    "arm64": ("ollama-linux-arm64.tar.zst", "ollama-linux-arm64.tgz")}
+
+
+def release_pins(text):
+    """``{arch: sha256 hex}`` of the Linux archives a release's ``sha256sum.txt`` lists (the
+    ``tar.zst`` one where a release has both): what a site writes into ollama_release_pins for a
+    version, from a sha256sum.txt it trusts (e.g. checked on the connected machine)."""
+    pins = {}
+    for arch, archives in RELEASE_ARCHIVES.items():
+        for archive in archives:
+            found = sha256sum_lookup(text, archive)
+            if found:
+                pins[arch] = found
+                break
+    return pins
+
+
+def release_pin(pins, version, arch):
+    """The pinned sha256 hex of ``version``'s archive for ``arch`` in ollama_release_pins
+    (``{version: {arch: digest}}``); '' when the site pinned none."""
+    entry = (pins or {}).get(str(version)) or {}
+    value = entry.get(str(arch), "") if isinstance(entry, dict) else ""
+    return digest_hex(value) if value and is_digest(str(value).lower()) else ""
+
+
 def tags_digests(body):
     """{name: digest hex} of an /api/tags or /api/ps body; {} for a missing body (nothing installed)."""
     if not isinstance(body, dict):

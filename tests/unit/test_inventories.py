@@ -23,19 +23,20 @@ GROUPS = ("all", "ollama_nodes", "lb_nodes", "monitoring_nodes", "mirror_nodes")
 # firewall's networks: the lab's are its Docker network's), the stand-in's release and model
 # sources, waits that a container makes shorter, the front's address, firewall sources and
 # secret files (made by scripts/lab_secrets.py, never committed), and what a site mirror serves
-# (the stand-in's release and bundle, from the controller's cache) and to whom. No monitoring
+# (the stand-in's release and bundle, from the controller's cache) and to whom; the pins of the
+# releases the lab builds itself. No monitoring
 # setting (interval, threshold) is here: the lab's Prometheus runs with the production example's.
 LAB_MAY_SET = {
     "ollama_mirror_releases", "ollama_mirror_models", "firewall_mirror_sources",
     "lab_cache", "firewall_admin_sources", "firewall_client_sources", "firewall_lb_sources", "firewall_monitoring_sources",
-    "ollama_source", "ollama_controller_dir", "ollama_models_list", "ollama_start_timeout",
+    "ollama_source", "ollama_controller_dir", "ollama_release_pins", "ollama_models_list", "ollama_start_timeout",
     "keepalived_vip_cidr", "firewall_extra_rules", "haproxy_tls_certificate_file", "haproxy_tls_key_file",
     "haproxy_tls_ca_file", "haproxy_api_keys",
 }
 
 
-def preflight(inventory: pathlib.Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_FLEET_", "ANSIBLE_"))}
+def preflight(inventory: pathlib.Path, **extra_env: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OLLAMA_FLEET_", "ANSIBLE_"))} | extra_env
     return subprocess.run(
         [str(ROOT / ".venv/bin/ansible-playbook"), "-i", str(inventory), "playbooks/preflight.yml"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
@@ -63,7 +64,11 @@ def with_secrets(inventory: pathlib.Path, tmp_path: pathlib.Path) -> pathlib.Pat
 def test_preflight_passes_on_the_inventory_as_shipped(inventory, tmp_path):
     """No facts, no exported variables, no reachable host: validation alone, on every host.
     Only the secrets a site or the lab provides are added (they are never committed)."""
-    run = preflight(with_secrets(inventory, tmp_path))
+    # The lab pins the releases it builds (their sha256sum.txt): one stands in for the build here.
+    releases = tmp_path / "releases"
+    (releases / "0.33.0").mkdir(parents=True)
+    (releases / "0.33.0" / "sha256sum.txt").write_text("%s  ollama-linux-amd64.tar.zst\n" % ("ab" * 32))
+    run = preflight(with_secrets(inventory, tmp_path), OLLAMA_FLEET_RELEASE_DIR=str(releases))
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-3000:]
     recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", out, re.M)

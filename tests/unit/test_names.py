@@ -172,3 +172,13 @@ def test_the_front_allowlist_spells_each_model_every_way():
     assert haproxy_filters.haproxy_any_model_owners(keys, ["qwen3-cs"]) == ["ops"]
     assert haproxy_filters.haproxy_unservable_models(keys, ["qwen3-cs"], ["qwen3-cs", "qwen3:4b"]) == []
     assert haproxy_filters.haproxy_unservable_models(keys, ["qwen3-cs"], ["qwen3:4b"]) == ["platform: qwen3-cs"]
+
+
+def test_release_pins_from_a_sha256sum_file():
+    sums = ("%s  ollama-linux-amd64.tgz\n%s  ollama-linux-amd64.tar.zst\n%s  ollama-linux-arm64.tgz\n%s  ollama-darwin.tgz\n"
+            % ("1" * 64, "2" * 64, "3" * 64, "4" * 64))
+    assert digests.release_pins(sums) == {"amd64": "2" * 64, "arm64": "3" * 64}  # tar.zst where there is one
+    pins = {"0.33.0": {"amd64": "sha256:" + "A" * 64}}
+    assert f.ollama_release_pin(pins, "0.33.0", "amd64") == "a" * 64
+    assert f.ollama_release_pin(pins, "0.33.0", "arm64") == "" and f.ollama_release_pin(pins, "0.34.0", "amd64") == ""
+    assert f.ollama_release_pin({"0.33.0": {"amd64": "not-a-digest"}}, "0.33.0", "amd64") == ""

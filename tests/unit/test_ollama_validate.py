@@ -17,7 +17,9 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
-GOOD = {}  # the role defaults
+# The role defaults pin no release, so every case starts from a pin of the default version.
+PINS = {"ollama_release_pins": {"0.33.0": {"amd64": "sha256:" + "a" * 64, "arm64": "b" * 64}}}
+GOOD = {}  # the role defaults (and PINS)
 # The lab's Ollama nodes: the production example with the lab overlay on top.
 LAB = {
     k: v
@@ -32,8 +34,15 @@ LAB = {
 # "One or more items failed" and names the variable in the failed item's message: both are kept.
 CASES = [
     ("defaults", GOOD, None),
-    ("lab", {**LAB, "ollama_controller_dir": "/srv/releases/0.33.0", "ollama_bind_address": "172.28.10.11"}, None),
-    ("rc-version", {"ollama_version": "0.34.0-rc2"}, None),
+    ("lab", {**LAB, **PINS, "ollama_controller_dir": "/srv/releases/0.33.0", "ollama_bind_address": "172.28.10.11"}, None),
+    ("production-pins", {"ollama_release_pins": yaml.safe_load((ROOT / "inventories/production/group_vars/ollama_nodes.yml").read_text())["ollama_release_pins"]}, None),
+    # The release is trusted on the inventory's word (#23): no pin, no install.
+    ("unpinned-version", {"ollama_release_pins": {}}, "ollama_release_pins has no sha256 for Ollama 0.33.0"),
+    ("unpinned-upgrade", {"ollama_version": "0.34.0"}, "ollama_release_pins has no sha256 for Ollama 0.34.0"),
+    ("pins-not-hex", {"ollama_release_pins": {"0.33.0": {"amd64": "abc123"}}}, "ollama_release_pins must map"),
+    ("pins-bad-arch", {"ollama_release_pins": {"0.33.0": {"x86": "a" * 64}}}, "ollama_release_pins must map"),
+    ("pins-not-per-arch", {"ollama_release_pins": {"0.33.0": "a" * 64}}, "ollama_release_pins must map"),
+    ("rc-version", {"ollama_version": "0.34.0-rc2", "ollama_release_pins": {"0.34.0-rc2": {"amd64": "c" * 64}}}, None),
     ("ipv6-any", {"ollama_bind_address": "::"}, None),
     ("hostname", {"ollama_bind_address": "node1.example.internal"}, None),
     ("mirror", {"ollama_source": "mirror", "ollama_mirror_url": "https://mirror.example.internal/ollama/"}, None),
@@ -53,7 +62,7 @@ CASES = [
     ("source-choice", {"ollama_source": "s3"}, "ollama_source"),
     ("controller-missing", {"ollama_source": "controller"}, "ollama_controller_dir"),
     ("controller-relative", {"ollama_source": "controller", "ollama_controller_dir": "releases/0.33.0"}, "ollama_controller_dir"),
-    ("file-needs-checksum", {"ollama_source": "controller", "ollama_controller_file": "/srv/o.tar.zst"}, "ollama_checksum"),
+    ("file-pinned", {"ollama_source": "controller", "ollama_controller_file": "/srv/o.tar.zst"}, None),
     ("port-zero", {"ollama_port": 0}, "ollama_port"),
     ("port-high", {"ollama_port": 70000}, "ollama_port"),
     ("port-type", {"ollama_port": "http"}, "ollama_port"),
@@ -93,7 +102,7 @@ def outcomes(tmp_path_factory) -> dict[str, str]:
             "name": f"Case {case_id}",
             "hosts": "localhost",
             "gather_facts": False,
-            "vars": variables,
+            "vars": {**PINS, **variables},
             "tasks": [{
                 "name": "Validate",
                 "block": [

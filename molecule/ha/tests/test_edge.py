@@ -207,14 +207,18 @@ def test_slow_bodies_are_cut_and_hold_no_slot():
         thread.start()
     time.sleep(1)
     with client() as http:
+        # The slow bodies count against their own key (2 at once) and against no other: the
+        # platform's next request is refused, the operator's is served at once.
+        own = http.post("/api/chat", json=body_for("/api/chat", {"options": {"num_predict": 8}}), headers=PLATFORM_AUTH)
         started = time.monotonic()
-        ok = http.post("/api/chat", json=body_for("/api/chat", {"options": {"num_predict": 8}}), headers=PLATFORM_AUTH)
+        ok = http.post("/api/chat", json=body_for("/api/chat", {"options": {"num_predict": 8}}), headers=AUTH)
         served = time.monotonic() - started
     for thread in threads:
         thread.join(timeout=60)
-    print(f"\nslow bodies: {[(line, round(t, 1)) for line, t in results]}; a third client meanwhile {ok.status_code} "
-          f"in {served:.2f}s (the body bound: haproxy_timeout_body 10s) [nodes: ollama STAND-IN]")
-    assert ok.status_code == 200, ok.text  # the platform's own limit (2 at once) was not taken by the slow bodies
+    print(f"\nslow bodies: {[(line, round(t, 1)) for line, t in results]}; meanwhile the same key {own.status_code}, "
+          f"another key {ok.status_code} in {served:.2f}s (the body bound: haproxy_timeout_body 10s) [nodes: ollama STAND-IN]")
+    assert own.status_code == 429, own.text
+    assert ok.status_code == 200 and served < 5, ok.text
     assert len(results) == 2
     for line, seconds in results:
         assert line.split(" ")[1] in ("400", "408"), line
