@@ -38,6 +38,19 @@ def firewall_invalid_cidrs(values):
     return bad
 
 
+def firewall_any_sources(values):
+    """Entries of `values` that admit every address of a family (0.0.0.0/0, ::/0), or more than
+    half of it (a /0 or /1 written another way): the whole internet, not a site's network."""
+    wide = []
+    for value in values or []:
+        try:
+            if _network(value).prefixlen <= 1:
+                wide.append(value)
+        except (ValueError, TypeError):
+            continue
+    return wide
+
+
 def firewall_port_rules(sources, ports, comment):
     """One rule group per TCP port of `ports`, open to `sources` (firewall_rules' input); none while
     `sources` is empty. The comment names the port: "<comment> <port>"."""
@@ -156,6 +169,7 @@ class FilterModule:
         return {
             "firewall_address_in": firewall_address_in,
             "firewall_invalid_cidrs": firewall_invalid_cidrs,
+            "firewall_any_sources": firewall_any_sources,
             "firewall_port_rules": firewall_port_rules,
             "firewall_protocol": firewall_protocol,
             "firewall_supported_protocols": firewall_supported_protocols,

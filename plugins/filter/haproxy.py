@@ -134,8 +134,19 @@ def haproxy_invalid_digests(values):
 
 
 def haproxy_invalid_times(values):
-    """Names of the {name: value} entries that are not HAProxy times (e.g. 5s, 300s, 2m)."""
-    return [name for name, value in (values or {}).items() if not TIME_RE.match(str(value))]
+    """Names of the {name: value} entries that are not HAProxy times above zero (e.g. 5s, 300s, 2m;
+    a zero timeout turns the limit off)."""
+    return [name for name, value in (values or {}).items()
+            if not TIME_RE.match(str(value)) or not int(re.match(r"[0-9]+", str(value)).group(0))]
+
+
+def haproxy_shared_addresses(servers):
+    """``address:port (a, b)`` of each backend address that two servers share (two nodes with one
+    address would get one node's traffic twice)."""
+    seen = {}
+    for server in servers or []:
+        seen.setdefault("%s:%s" % (server["address"], server["port"]), []).append(server["name"])
+    return ["%s (%s)" % (where, ", ".join(names)) for where, names in seen.items() if len(names) > 1]
 
 
 def haproxy_endpoint_problems(endpoints, node_changing, known_methods):
@@ -209,6 +220,7 @@ class FilterModule:
             "haproxy_digest_hex": haproxy_digest_hex,
             "haproxy_invalid_digests": haproxy_invalid_digests,
             "haproxy_invalid_times": haproxy_invalid_times,
+            "haproxy_shared_addresses": haproxy_shared_addresses,
             "haproxy_endpoint_problems": haproxy_endpoint_problems,
             "haproxy_valid_bind_address": haproxy_valid_bind_address,
             "haproxy_backend_servers": haproxy_backend_servers,

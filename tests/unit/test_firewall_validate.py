@@ -21,6 +21,10 @@ CASES = {
                                                    {"sources": ["fd00::/64"], "port": 443, "comment": "haproxy"}]}, None),
     "good_ollama_port": ({"firewall_ollama_port": 8080}, None),
     "admin_empty": ({"firewall_admin_sources": []}, "firewall_admin_sources is empty"),
+    # The whole internet is refused unless a site says it means it (#23).
+    "client_any": ({"firewall_client_sources": ["0.0.0.0/0"]}, "firewall_client_sources admits every address (0.0.0.0/0)"),
+    "monitoring_any_v6": ({"firewall_monitoring_sources": ["::/0"]}, "firewall_monitoring_sources admits every address"),
+    "good_client_any_meant": ({"firewall_client_sources": ["0.0.0.0/0"], "firewall_allow_any_source": True}, None),
     "client_bad_octet": ({"firewall_client_sources": ["10.0.0.300/24"]}, "firewall_client_sources has invalid entries"),
     "lb_host_bits": ({"firewall_lb_sources": ["10.1.2.3/8"]}, "firewall_lb_sources has invalid entries"),
     "admin_hostname": ({"firewall_admin_sources": ["bastion.example.com"]}, "firewall_admin_sources has invalid entries"),

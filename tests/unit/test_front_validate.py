@@ -68,7 +68,17 @@ CASES = {
     "router_id_range": ({"keepalived_virtual_router_id": 300}, "keepalived_virtual_router_id"),
     "extra_vip_outside": ({"keepalived_extra_instances": [{"name": "second", "vip_cidr": "192.168.1.1/24", "virtual_router_id": 52}]},
                           "keepalived_extra_instances (second)"),
-    "auth_pass_long": ({"keepalived_auth_pass": "123456789"}, "keepalived_auth_pass is longer than 8 characters"),
+    "auth_pass_long": ({"keepalived_auth_pass": "123456789"}, "keepalived_auth_pass must be at most 8 characters"),
+    "auth_pass_quote": ({"keepalived_auth_pass": 'ab"cd'}, "keepalived_auth_pass must be at most 8 characters"),
+    "vip_is_a_backend_node": ({"keepalived_vip_cidr": "10.20.0.11/24"}, "10.20.0.11 is the address of a host"),
+    # Inputs that got through before (#23 item 8), each refused naming the variable.
+    "timeout_idle_zero": ({"haproxy_timeout_idle": "0"}, "haproxy_timeout_idle must be a HAProxy time above zero"),
+    "check_interval_zero": ({"haproxy_check_interval": 0}, "haproxy_check_interval must be a HAProxy time above zero"),
+    "admin_socket_options": ({"haproxy_admin_socket": "/x mode 666 level admin"}, "haproxy_admin_socket must be an absolute path"),
+    "host_header_newline": ({"haproxy_backend_host_header": "localhost\nX-Evil: 1"}, "haproxy_backend_host_header must be a host name"),
+    "maxconn_huge": ({"haproxy_maxconn": 99999999999}, "haproxy_maxconn"),
+    "prometheus_address_words": ({"haproxy_prometheus_address": "not an address; bind *"}, "haproxy_prometheus_address must be"),
+    "nodes_share_an_address": ({"haproxy_backend_group": "twins"}, "share an address"),
     "bad_digest": ({"haproxy_health_digests": ["sha256:xyz"]}, "haproxy_health_digests"),
     "no_digest_pinned": ({"haproxy_backend_group": "bare_nodes"}, "haproxy_health_digests"),
     "empty_backend": ({"haproxy_backend_group": "nosuchgroup", "haproxy_health_digests": [DIGEST]}, "haproxy_backend_group"),
@@ -104,6 +114,8 @@ def run(tmp_path_factory):
         "farpair": {"hosts": {"far1": {"ansible_host": "10.21.0.5"}}},
         "nodes": {"hosts": {"node1": {"ansible_host": "10.20.0.11", "ollama_models_list": pinned, "ollama_models_cs_name": "qwen3-cs"}}},
         "bare_nodes": {"hosts": {"bare1": {"ansible_host": "10.20.0.12"}}},
+        "twins": {"hosts": {name: {"ansible_host": "10.20.0.31", "ollama_models_list": pinned, "ollama_models_cs_name": "qwen3-cs"}
+                            for name in ("twin1", "twin2")}},
     }}}
     return validation.run_validation(work, inventory, PLAYBOOK, forks=30)
 

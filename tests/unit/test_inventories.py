@@ -147,3 +147,13 @@ def test_no_global_switch_turns_host_key_checking_off():
     for path in list((ROOT / "scripts").iterdir()) + [ROOT / ".ci/run"]:
         text = path.read_text()
         assert "HOST_KEY_CHECKING" not in text and "StrictHostKeyChecking=no" not in text, path
+
+
+def test_a_node_behind_the_front_may_not_listen_on_every_address(tmp_path):
+    site = with_secrets(PRODUCTION, tmp_path)
+    nodes = site / "group_vars" / "ollama_nodes.yml"
+    nodes.write_text(nodes.read_text().replace('ollama_bind_address: "{{ ansible_host }}"', 'ollama_bind_address: 0.0.0.0'))
+    run = preflight(site)
+    out = " ".join((run.stdout + run.stderr).split())
+    assert run.returncode != 0
+    assert 'ollama_bind_address is "0.0.0.0" while lb_nodes has hosts' in out, out[-3000:]
