@@ -8,6 +8,7 @@ All traffic goes to the scenario's own containers."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -102,6 +103,18 @@ def standin(name: str, **knobs) -> None:
         sudo(name, f"mkdir -p /etc/ollama-standin && printf %s {shlex.quote(json.dumps(knobs))} > /etc/ollama-standin/control.json")
     else:
         sudo(name, "rm -f /etc/ollama-standin/control.json")
+
+
+@contextlib.contextmanager
+def slowed(tokens_per_second: int):
+    """Every node's stand-in streams at tokens_per_second (its knob) until the block ends."""
+    for name in NODES:
+        standin(name, tokens_per_second=tokens_per_second)
+    try:
+        yield
+    finally:
+        for name in NODES:
+            standin(name)
 
 
 def client(timeout: float = 60) -> httpx.Client:

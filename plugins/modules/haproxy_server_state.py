@@ -88,40 +88,16 @@ sessions:
 
 import csv
 import io
-import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.ollama_fleet.fleet.plugins.module_utils.haproxy_runtime import RuntimeApiError, ask
 
 # srv_admin_state bits of `show servers state` (HAProxy's SRV_ADMF_*): forced, inherited,
 # config, resolver and health maintenance; forced and inherited drain.
 MAINT_BITS = 0x01 | 0x02 | 0x04 | 0x20 | 0x40
 FMAINT = 0x01
 FDRAIN = 0x08
-
-
-class RuntimeApiError(Exception):
-    pass
-
-
-def ask(path, command, timeout=5.0):
-    """One runtime API command; the socket closes after the answer."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(path)
-        sock.sendall(command.encode("ascii") + b"\n")
-        chunks = []
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-    except (OSError, socket.timeout) as exc:
-        raise RuntimeApiError("HAProxy runtime socket %s: %s" % (path, exc))
-    finally:
-        sock.close()
-    return b"".join(chunks).decode("utf-8", "replace")
 
 
 def stat_row(path, backend, server):

@@ -6,6 +6,7 @@ sends nothing in check mode."""
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import socket
 import subprocess
@@ -63,7 +64,9 @@ class FakeHAProxy:
 
 def run(args: dict, check: bool = False) -> dict:
     payload = {"ANSIBLE_MODULE_ARGS": {**args, "_ansible_check_mode": check}}
-    out = subprocess.run([sys.executable, str(MODULE)], input=json.dumps(payload), capture_output=True, text=True, timeout=60)
+    # Run as Ansible runs it: its module_utils (haproxy_runtime) come from the collection.
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "collections")}
+    out = subprocess.run([sys.executable, str(MODULE)], input=json.dumps(payload), capture_output=True, text=True, timeout=60, env=env)
     return json.loads(out.stdout)
 
 

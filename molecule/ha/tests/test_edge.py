@@ -22,7 +22,7 @@ import openai
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
-from front import AUTH, CA, LBS, MODEL, NODES, PLATFORM_AUTH, PLATFORM_KEY, URL, VIP, client, holder, standin, sudo, wait_status  # noqa: E402
+from front import AUTH, CA, LBS, MODEL, NODES, PLATFORM_AUTH, PLATFORM_KEY, URL, VIP, client, holder, slowed, sudo, wait_status  # noqa: E402
 
 testinfra_hosts = [f"ansible://{sorted(NODES)[0]}"]
 
@@ -146,11 +146,8 @@ def stream_first_token(auth: dict, num_predict: int, out: list, started: float) 
 
 @pytest.fixture
 def slow_nodes():
-    for name in NODES:
-        standin(name, tokens_per_second=10)
-    yield
-    for name in NODES:
-        standin(name)
+    with slowed(10):
+        yield
 
 
 def test_a_key_over_its_limit_gets_429_while_another_keys_first_token_stays_fast(slow_nodes):

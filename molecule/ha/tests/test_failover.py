@@ -23,7 +23,7 @@ import time
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
-from front import AUTH, LBS, NODES, Load, VIP, holder, node, servers, standin, sudo, wait_status  # noqa: E402
+from front import AUTH, LBS, NODES, Load, VIP, holder, node, servers, slowed, sudo, wait_status  # noqa: E402
 
 testinfra_hosts = ["ansible://ha-node1"]
 
@@ -37,11 +37,8 @@ GAP_BOUND_S = 8.0
 
 @pytest.fixture
 def slow_nodes():
-    for name in NODES:
-        standin(name, tokens_per_second=20)
-    yield
-    for name in NODES:
-        standin(name)
+    with slowed(20):
+        yield
 
 
 def version_once(http) -> None:

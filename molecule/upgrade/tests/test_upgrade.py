@@ -33,7 +33,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
-from front import LBS, NODES, ROOT, Load, chat_once, client, holder, servers, standin, sudo, wait_status  # noqa: E402
+from front import LBS, NODES, ROOT, Load, chat_once, client, holder, servers, slowed, sudo, wait_status  # noqa: E402
 from playbook import run_playbook  # noqa: E402
 
 testinfra_hosts = [f"ansible://{sorted(NODES)[0]}"]
@@ -131,11 +131,8 @@ def all_up() -> None:
 
 @pytest.fixture(scope="module", autouse=True)
 def slow_nodes():
-    for name in NODES:
-        standin(name, tokens_per_second=15)
-    yield
-    for name in NODES:
-        standin(name)
+    with slowed(15):
+        yield
 
 
 def test_site_refuses_to_restart_a_serving_fleet():

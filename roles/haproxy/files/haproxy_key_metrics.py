@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import socket
 import sys
-import tempfile
 
 # The stick-table's general-purpose counters, by index (the order the front's rules count them in).
 REASONS = ("field", "model", "in_flight", "rate", "body", "endpoint")
@@ -22,18 +20,16 @@ ROW = re.compile(r"^0x[0-9a-f]+: key=(?P<owner>[A-Za-z0-9._-]+) (?P<rest>.*)$")
 PAIR = re.compile(r"([a-z_]+[0-9]*(?:\([0-9]+\))?)=([0-9]+)")
 
 
+# The shared files (plugins/module_utils, stdlib only): installed next to this script by the role,
+# else found in the repository this script lives in.
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.normpath(os.path.join(HERE, "..", "..", "..", "plugins", "module_utils"))]
+import haproxy_runtime  # noqa: E402
+import textfile  # noqa: E402
+
+
 def read_table(path: str, table: str, timeout: float = 5.0) -> str:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(path)
-        sock.sendall(("show table %s\n" % table).encode())
-        chunks = []
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-    return b"".join(chunks).decode("utf-8", "replace")
+    return haproxy_runtime.ask(path, "show table %s" % table, timeout)
 
 
 def parse(text: str) -> dict[str, dict[str, int]]:
@@ -69,20 +65,6 @@ def render(rows: dict[str, dict[str, int]], up: bool) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_atomically(path: str, text: str) -> None:
-    directory = os.path.dirname(path) or "."
-    handle, tmp = tempfile.mkstemp(prefix=".haproxy-keys.", dir=directory)
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--socket", required=True, help="HAProxy's admin socket")
@@ -91,10 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         rows, up = parse(read_table(args.socket, args.table)), True
-    except OSError as exc:
+    except haproxy_runtime.RuntimeApiError as exc:
         print("cannot read the table: %s" % exc, file=sys.stderr)
         rows, up = {}, False
-    write_atomically(args.out, render(rows, up))
+    textfile.write_atomic(args.out, render(rows, up))
     return 0 if up else 1
 
 

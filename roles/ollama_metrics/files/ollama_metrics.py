@@ -23,7 +23,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -35,6 +34,7 @@ SHARED = {
     "names": ("names.py", "plugins/module_utils/names.py"),
     # digests.py imports names.py (found in sys.modules, registered first).
     "digests": ("digests.py", "plugins/module_utils/digests.py"),
+    "textfile": ("textfile.py", "plugins/module_utils/textfile.py"),
 }
 
 REQUIRED = {"url": str, "model": str, "requests": int, "timeout_s": (int, float), "textfile": str}
@@ -256,21 +256,8 @@ def render(data):
 
 
 def write_atomic(path, text):
-    """Replace path with text: a temporary file in the same directory (node exporter reads only
-    *.prom, so it never sees the temporary one), flushed, then renamed over the old file."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Replace path with text atomically (textfile.write_atomic, shared with the front's export)."""
+    shared("textfile").write_atomic(path, text)
 
 
 def main(argv=None):
