@@ -1,9 +1,14 @@
 """The `ollama` role: pinned release, hardened service, configured environment (stand-in server)."""
 
 import json
+import pathlib
 import re
+import sys
 
 import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[3] / "scripts"))
+from lab_report import handed  # noqa: E402  (a `{{ fleet_* }}` hand-over followed to its value)
 
 UNIT = "ollama.service"
 PORT = 11434
@@ -11,8 +16,10 @@ PORT = 11434
 
 @pytest.fixture(scope="module")
 def inv(host):
-    """Inventory variables of the host (lab group_vars, untemplated)."""
-    return host.ansible.get_variables()
+    """Inventory variables of the host (lab group_vars), each `{{ name }}` hand-over (the
+    production example's fleet_* values) followed to its literal; other templates stay as written."""
+    variables = host.ansible.get_variables()
+    return {name: handed(variables, value) for name, value in variables.items()}
 
 
 @pytest.fixture(autouse=True)
