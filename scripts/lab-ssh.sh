@@ -17,6 +17,14 @@ touch "$known"
 
 for spec in "$@"; do
   name=${spec%%=*} address=${spec#*=}
+  # A container just started may not have its systemd up yet (systemctl would fail to reach the
+  # bus and ssh.service would never start): wait until boot is done, at most 90 s.
+  for i in $(seq 1 180); do
+    state=$(docker exec "$name" systemctl is-system-running 2>/dev/null || true)
+    case $state in running | degraded) break ;; esac
+    [[ $i -eq 180 ]] && { echo "lab-ssh: $name did not finish booting (systemd: ${state:-no answer})" >&2; exit 1; }
+    sleep 0.5
+  done
   docker exec -i "$name" sh -eu -s "$pubkey" <<'SH'
 id deploy >/dev/null 2>&1 || useradd --create-home --shell /bin/bash deploy
 install -d -m 0700 -o deploy -g deploy /home/deploy/.ssh

@@ -124,8 +124,9 @@ def recreate_bare(name: str) -> None:
     net = p["networks"][0]
     args += ["--network", net["name"], "--ip", net["ipv4_address"], p["image"], *p["command"].split()]
     subprocess.run(args, check=True, capture_output=True)
-    subprocess.run([str(ROOT / "scripts/lab-ssh.sh"), os.environ["MOLECULE_EPHEMERAL_DIRECTORY"] + "/ssh",
-                    f"{name}={net['ipv4_address']}"], check=True, capture_output=True, timeout=120)
+    ssh = subprocess.run([str(ROOT / "scripts/lab-ssh.sh"), os.environ["MOLECULE_EPHEMERAL_DIRECTORY"] + "/ssh",
+                          f"{name}={net['ipv4_address']}"], capture_output=True, text=True, timeout=150)
+    assert ssh.returncode == 0, ssh.stdout + ssh.stderr
 
 
 @pytest.fixture(scope="module", autouse=True)
