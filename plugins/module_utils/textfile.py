@@ -1,10 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: ollama-fleet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Node exporter's textfile collector: the one way this collection writes a .prom file.
+"""Files replaced whole or not at all: the one way this collection writes a file that another
+program reads at any moment (node exporter's textfile collector, HAProxy's server-state file).
 
-Stdlib only, no Ansible import: loaded by path by the node-side metrics scripts
-(roles/ollama_metrics, roles/haproxy's per-key export).
+Stdlib only, no Ansible import: loaded by path by the node-side scripts (roles/ollama_metrics,
+roles/haproxy's per-key export and server-state saver), imported by the haproxy_server_state module.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,7 +16,7 @@ import os
 import tempfile
 
 
-def write_atomic(path, text):
+def write_atomic(path, text, mode=0o644):
     """Replace path with text: a temporary file in the same directory (node exporter reads only
     *.prom, so it never sees the temporary one), flushed, then renamed over the old file."""
     directory = os.path.dirname(path) or "."
@@ -25,7 +26,7 @@ def write_atomic(path, text):
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

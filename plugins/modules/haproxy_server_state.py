@@ -46,6 +46,13 @@ options:
     description: Seconds to wait at most.
     type: int
     default: 120
+  state_file:
+    description:
+      - HAProxy's server-state file (C(server-state-file) of its global section). After a change,
+        every server's state is saved there at once, so a restart or reboot of the load balancer
+        starts with it (the role haproxy also saves it on every reload and stop). Unset, nothing
+        is saved.
+    type: path
 author: ollama-fleet
 """
 
@@ -58,6 +65,7 @@ EXAMPLES = r"""
     state: drain
     wait: true
     timeout: 300
+    state_file: /var/lib/haproxy/server-state
 
 - name: Put it back
   ollama_fleet.fleet.haproxy_server_state:
@@ -84,6 +92,10 @@ sessions:
   description: Current and queued sessions (scur, qcur) when the module returned.
   returned: always
   type: dict
+saved:
+  description: Whether the server states were saved to C(state_file) after the change.
+  returned: always
+  type: bool
 """
 
 import csv
@@ -91,7 +103,8 @@ import io
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.ollama_fleet.fleet.plugins.module_utils.haproxy_runtime import RuntimeApiError, ask
+from ansible_collections.ollama_fleet.fleet.plugins.module_utils.haproxy_runtime import RuntimeApiError, ask, save_server_states
+from ansible_collections.ollama_fleet.fleet.plugins.module_utils.textfile import write_atomic
 
 # srv_admin_state bits of `show servers state` (HAProxy's SRV_ADMF_*): forced, inherited,
 # config, resolver and health maintenance; forced and inherited drain.
@@ -149,6 +162,7 @@ def main():
             state=dict(type="str", required=True, choices=["drain", "maint", "ready"]),
             wait=dict(type="bool", default=False),
             timeout=dict(type="int", default=120),
+            state_file=dict(type="path"),
         ),
         supports_check_mode=True,
     )
@@ -161,10 +175,14 @@ def main():
             module.fail_json(msg="HAProxy (%s) has no server %s" % (p["socket"], where))
         before = row.get("status", "?")
         changed = not already(p["state"], admin)
+        saved = False
         if changed and not module.check_mode:
             answer = ask(p["socket"], "set server %s state %s" % (where, p["state"])).strip()
             if answer:
                 module.fail_json(msg="HAProxy refused 'set server %s state %s': %s" % (where, p["state"], answer))
+            if p["state_file"]:
+                save_server_states(p["socket"], p["state_file"], write_atomic)
+                saved = True
         started = time.monotonic()
         if p["wait"] and not module.check_mode:
             while not holds(p["state"], row):
@@ -180,11 +198,12 @@ def main():
                     row = stat_row(p["socket"], p["backend"], p["server"])
                 except RuntimeApiError:
                     row = None  # the socket is briefly away while a reload replaces the workers
-    except RuntimeApiError as exc:
+    except (RuntimeApiError, OSError) as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(
         changed=changed, before=before, status=(row or {}).get("status", "?"), waited_s=round(time.monotonic() - started, 2),
         sessions={"scur": int((row or {}).get("scur") or 0), "qcur": int((row or {}).get("qcur") or 0)},
+        saved=saved,
     )
 
 

@@ -168,3 +168,20 @@ def test_answer_depends_on_the_weights(standin):
     second = answer()
     assert second != first
     assert second.startswith("[ollama stand-in] model=%s" % MODEL)
+
+
+@pytest.mark.parametrize("option,value", [
+    ("num_ctx", 8192), ("num_batch", 1024), ("num_gpu", 0), ("main_gpu", 1), ("use_mmap", False), ("num_thread", 3),
+])
+def test_any_runner_option_reloads_the_model_as_real_ollama_does(standin, option, value):
+    # Real Ollama's scheduler (needsReload) compares the loaded runner's whole api.Runner options
+    # with the request's: any other value of one of them reloads the model for everyone.
+    standin.set_control(load_ms=400)
+    ask = {"model": MODEL, "prompt": "x", "stream": False}
+    httpx.post(standin.url + "/api/generate", json=ask, timeout=20)
+    warm = httpx.post(standin.url + "/api/generate", json=dict(ask, options={"temperature": 0.9, "num_predict": 3}), timeout=20)
+    assert warm.json()["load_duration"] < 0.2e9  # per-request options reuse the runner
+    reload = httpx.post(standin.url + "/api/generate", json=dict(ask, options={option: value}), timeout=20)
+    assert reload.json()["load_duration"] > 0.3e9, f"{option}={value} did not reload"
+    ps = httpx.get(standin.url + "/api/ps").json()["models"]
+    assert len(ps) == 1 and ps[0]["context_length"] == (value if option == "num_ctx" else 4096)

@@ -1,7 +1,8 @@
 """plugins/modules/haproxy_server_state.py against a fake HAProxy runtime socket: it
 sends `set server` only when the admin state differs, waits for no current AND no queued session
 (community.general.haproxy waits for scur only), waits for UP, times out with the figures, and
-sends nothing in check mode."""
+sends nothing in check mode; with state_file it saves the server states after each change, and
+the haproxy role's save script (run on every reload and stop) never leaves a stale file."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ class FakeHAProxy:
             status, scur, qcur = self.script.pop(0) if len(self.script) > 1 else self.script[0]
             row = ["ollama_nodes", "n1", str(qcur), "0", str(scur), "0", "2", "10"] + [""] * 9 + [status] + [""] * 18 + ["L7OK"]
             return STAT_HEADER + "\n" + ",".join(row) + ",\n\n"
-        if command == "show servers state ollama_nodes":
+        if command in ("show servers state ollama_nodes", "show servers state"):
             return "1\n" + STATE_HEADER + "\n" + f"3 ollama_nodes 1 n1 10.0.0.11 2 {self.admin} 1 1 5 6 3 4 6 0 0 0 - 11434 -\n"
         if command.startswith("set server ollama_nodes/n1 state "):
             self.admin = {"drain": 0x08, "maint": 0x01, "ready": 0}[command.rsplit(" ", 1)[1]]
@@ -132,3 +133,53 @@ def test_unknown_server_fails(sock_path):
 def test_missing_socket_fails_clearly(sock_path):
     result = run(args(sock_path, "drain"))
     assert result.get("failed") is True and "HAProxy runtime socket" in result["msg"]
+
+
+def test_a_change_is_saved_to_the_state_file_at_once(sock_path, tmp_path):
+    # A load balancer restarted or rebooted right after the roll's change starts with it.
+    state_file = tmp_path / "server-state"
+    fake = FakeHAProxy(sock_path, admin=0, script=[("UP", 0, 0)])
+    result = run(args(sock_path, "maint", state_file=str(state_file)))
+    assert result["changed"] is True and result["saved"] is True
+    row = state_file.read_text().splitlines()[-1].split()
+    assert row[3] == "n1" and row[6] == "1"  # srv_admin_state: forced maintenance
+    state_file.write_text("untouched")
+    again = run(args(sock_path, "maint", state_file=str(state_file)))
+    assert again["changed"] is False and again["saved"] is False and state_file.read_text() == "untouched"
+    assert fake.commands.count("show servers state") == 1
+
+
+SAVE_SCRIPT = ROOT / "roles/haproxy/files/haproxy_save_state.py"
+
+
+def save(sock: str, state_file: pathlib.Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SAVE_SCRIPT), sock, str(state_file)], capture_output=True, text=True, timeout=30)
+
+
+def test_the_save_script_writes_the_states_the_next_start_loads(sock_path, tmp_path):
+    state_file = tmp_path / "server-state"
+    state_file.write_text("1\n# be_id ...\n3 ollama_nodes 1 n1 10.0.0.11 2 1 1 1 5 6 3 4 6 0 0 0 - 11434 -\n")  # old: maint
+    FakeHAProxy(sock_path, admin=0, script=[("UP", 0, 0)])  # an operator has put n1 back since
+    out = save(sock_path, state_file)
+    assert out.returncode == 0, out.stderr
+    assert state_file.read_text().splitlines()[-1].split()[6] == "0"
+
+
+def test_the_save_script_removes_a_file_it_cannot_renew(tmp_path):
+    # HAProxy answers, but not with the states (here: an error): the old file would bring back
+    # states that may have changed since, so it goes; the reload or stop still succeeds.
+    sock_path = str(tmp_path / "admin.sock")
+    fake = FakeHAProxy(sock_path, admin=0, script=[("UP", 0, 0)])
+    fake._answer = lambda command: "Unknown command.\n"
+    state_file = tmp_path / "server-state"
+    state_file.write_text("stale")
+    out = save(sock_path, state_file)
+    assert out.returncode == 0 and not state_file.exists()
+    assert "was removed" in out.stderr
+
+
+def test_the_save_script_without_haproxy_keeps_the_file(tmp_path):
+    state_file = tmp_path / "server-state"
+    state_file.write_text("kept")
+    out = save(str(tmp_path / "absent.sock"), state_file)
+    assert out.returncode == 0 and state_file.read_text() == "kept"

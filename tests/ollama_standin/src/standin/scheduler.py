@@ -2,7 +2,7 @@
 
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from . import envconfig, gofmt
 
@@ -15,11 +15,27 @@ class QueueFull(Exception):
     pass
 
 
+# Ollama's api.Runner options: a loaded runner is reused only while a request asks for the same
+# values (its scheduler's needsReload compares the whole struct); any other value reloads the model.
+# The defaults are api.DefaultOptions' (num_gpu -1: as many layers as fit, which needsReload treats
+# as "any", like the stand-in).
+RUNNER_OPTION_DEFAULTS = {"num_batch": 512, "num_gpu": -1, "main_gpu": 0, "use_mmap": None, "num_thread": 0}
+
+
+def runner_options(options: Dict[str, Any], num_ctx: int) -> Tuple[Any, ...]:
+    values = dict(RUNNER_OPTION_DEFAULTS)
+    values.update({k: options[k] for k in RUNNER_OPTION_DEFAULTS if options.get(k) is not None})
+    if isinstance(values["num_gpu"], (int, float)) and values["num_gpu"] < 0:
+        values["num_gpu"] = -1
+    return (num_ctx,) + tuple(values[k] for k in sorted(values))
+
+
 class Runner:
-    def __init__(self, key: str, model: Any, num_ctx: int, slots: int) -> None:
+    def __init__(self, key: str, model: Any, opts: Tuple[Any, ...], slots: int) -> None:
         self.key = key
         self.model = model
-        self.num_ctx = num_ctx
+        self.opts = opts  # runner_options(): num_ctx first
+        self.num_ctx = opts[0]
         self.slots = threading.Semaphore(slots)
         self.refcount = 0
         self.session_ns = 0
@@ -48,13 +64,14 @@ class Scheduler:
         """
         key = model.name.full()
         num_ctx = self.effective_num_ctx(model, options)
+        opts = runner_options(options, num_ctx)
         with self.lock:
             self._expire_idle()
             if self.pending >= envconfig.max_queue():
                 raise QueueFull(ERR_MAX_QUEUE)
             self.pending += 1
         try:
-            runner = self._runner_for(key, model, num_ctx, load_seconds)
+            runner = self._runner_for(key, model, opts, load_seconds)
             runner.slots.acquire()
         finally:
             with self.lock:
@@ -65,11 +82,11 @@ class Scheduler:
             self._set_expiry(runner)
         return runner
 
-    def _runner_for(self, key: str, model: Any, num_ctx: int, load_seconds: float) -> Runner:
+    def _runner_for(self, key: str, model: Any, opts: Tuple[Any, ...], load_seconds: float) -> Runner:
         with self.lock:
             while True:
                 runner = self.runners.get(key)
-                if runner is not None and runner.num_ctx == num_ctx and runner.model.digest == model.digest:
+                if runner is not None and runner.opts == opts and runner.model.digest == model.digest:
                     return runner
                 if runner is None or runner.refcount == 0:
                     break
@@ -77,7 +94,7 @@ class Scheduler:
             if runner is not None:
                 del self.runners[key]
             self._make_room()
-            new = Runner(key, model, num_ctx, envconfig.num_parallel())
+            new = Runner(key, model, opts, envconfig.num_parallel())
             self.runners[key] = new
         if load_seconds > 0:
             time.sleep(load_seconds)
