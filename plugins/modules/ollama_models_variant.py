@@ -69,33 +69,8 @@ after:
 
 import json
 
-try:
-    from urllib.error import HTTPError, URLError
-    from urllib.request import Request, urlopen
-except ImportError:  # pragma: no cover
-    raise
-
 from ansible.module_utils.basic import AnsibleModule
-
-
-class ApiError(Exception):
-    pass
-
-
-def call(url, path, body, timeout, method="POST"):
-    data = json.dumps(body).encode("utf-8")
-    req = Request(url.rstrip("/") + path, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        resp = urlopen(req, timeout=timeout)  # nosec - the node's own Ollama API
-        text = resp.read().decode("utf-8")
-    except HTTPError as exc:
-        if exc.code == 404:
-            return None
-        detail = exc.read().decode("utf-8", "replace")
-        raise ApiError("%s %s: HTTP %d %s" % (method, path, exc.code, detail))
-    except (URLError, OSError) as exc:
-        raise ApiError("%s %s: %s" % (method, path, exc))
-    return json.loads(text) if text.strip() else {}
+from ansible_collections.ollama_fleet.fleet.plugins.module_utils.ollama_api import OllamaApiError, call
 
 
 def parse_value(text):
@@ -196,7 +171,7 @@ def main():
             left = differences(base_show, created, p["parameters"], p["system"])
             if left:
                 module.fail_json(msg="created %s but it still differs: %s" % (p["name"], ", ".join(left)), **result)
-    except ApiError as exc:
+    except OllamaApiError as exc:
         if module.check_mode:
             # Check mode before Ollama is installed: nothing answers yet, the variant would be created.
             module.exit_json(changed=True, reasons=["Ollama does not answer yet: %s" % exc])
