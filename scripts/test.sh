@@ -11,10 +11,18 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 logs=.cache/test-logs
 mkdir -p "$logs"
-rm -f "$logs"/*.log
+# One run at a time drives Docker: the scenarios share one engine, and a second run's destroy or
+# `molecule reset` would remove the first one's containers. A second run waits for the first.
+exec 9>".cache/test.lock"
+if ! flock -n 9; then
+  echo "test: another scripts/test.sh holds .cache/test.lock; waiting for it" >&2
+  flock 9
+fi
+rm -f "$logs"/*.log "$logs"/scenario-times.txt
 
-declare -a names=() times=() results=()
+declare -a names=() times=() results=() scenario_times=()
 failed=0
+
 
 stage() {  # stage NAME COMMAND...
   local name=$1 start rc
@@ -41,10 +49,14 @@ molecule_all() {
   # Every directory under molecule/ with a molecule.yml is a scenario (molecule/shared holds
   # helpers); `distro` runs per platform below.
   scenarios=${MOLECULE_SCENARIOS:-$(for f in molecule/*/molecule.yml; do basename "$(dirname "$f")"; done | grep -vx distro | tr '\n' ' ')}
+  local start result
   for s in $scenarios; do
-    molecule test -s "$s" || { rc=1; echo "FAILED: molecule scenario $s"; }
+    start=$(date +%s)
+    if molecule test -s "$s"; then result=ok; else rc=1; result=FAILED; echo "FAILED: molecule scenario $s"; fi
+    scenario_times+=("$(printf '    %-16s %5ss  %s' "$s" "$(($(date +%s) - start))" "$result")")
   done
   distros || rc=1
+  printf '%s\n' "${scenario_times[@]}" >"$logs/scenario-times.txt"
   return $rc
 }
 
@@ -78,7 +90,8 @@ if want molecule || want unit; then
   stage host scripts/host-packages.sh || exit 1
 fi
 if want molecule; then
-  stage engine scripts/docker-engine.sh || exit 1
+  # dockerd outlives this run: it must not inherit the lock (fd 9).
+  stage engine scripts/docker-engine.sh 9>&- || exit 1
   stage images tests/images/build.sh || exit 1
 fi
 want lint && stage lint lint
@@ -89,6 +102,7 @@ echo
 echo "=== summary"
 for i in "${!names[@]}"; do
   printf '  %-10s %5ss  %s\n' "${names[$i]}" "${times[$i]}" "${results[$i]}"
+  [[ ${names[$i]} == molecule && -s $logs/scenario-times.txt ]] && cat "$logs/scenario-times.txt"
 done
 # Add up what every pytest run reported (unit tests, and the testinfra verifiers, whose lines
 # Molecule indents behind a box-drawing margin); a distro platform not run counts as skipped.
