@@ -201,6 +201,11 @@ def ollama_golden_cases(text):
     return data["cases"]
 
 
+def ollama_golden_metrics(result, model, digest):
+    """The golden set's result as node exporter textfile lines (golden.metrics_text)."""
+    return golden.metrics_text(result, model, digest)
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -226,4 +231,5 @@ class FilterModule:
             "ollama_pins": ollama_pins,
             "ollama_golden_problems": ollama_golden_problems,
             "ollama_golden_cases": ollama_golden_cases,
+            "ollama_golden_metrics": ollama_golden_metrics,
         }

@@ -188,3 +188,37 @@ def summary(results, threshold, baseline_rate=None, margin=0.0):
     return {"cases": len(results), "passed": passed, "rate": rate, "threshold": threshold,
             "baseline_rate": baseline_rate, "margin": margin,
             "failed": [r["name"] for r in failed], "results": results, "problems": problems_found}
+
+
+def _label(value):
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+METRICS = (
+    ("ollama_golden_resolution_rate", "Golden questions answered right / asked, at the last verification of this node."),
+    ("ollama_golden_cases", "Golden questions asked at the last verification."),
+    ("ollama_golden_passed", "Golden questions answered right at the last verification."),
+    ("ollama_golden_threshold", "The lowest resolution rate that passes (ollama_verify_golden_threshold)."),
+    ("ollama_golden_case_passed", "1 when the golden case was answered right at the last verification, else 0."),
+)
+
+
+def metrics_text(result, model, digest):
+    """The golden set's result in Prometheus' text format, for node exporter's textfile collector
+    (the ollama_verify role writes it on the node). Labels: the model asked and the digest of the
+    model that answered (as /api/tags lists it); no timestamp, so the same result writes the same
+    text. Prometheus adds instance (the node)."""
+    labels = 'model="%s",digest="%s"' % (_label(model), _label(digest or "unknown"))
+    values = {
+        "ollama_golden_resolution_rate": [(labels, "%g" % result["rate"])],
+        "ollama_golden_cases": [(labels, "%d" % result["cases"])],
+        "ollama_golden_passed": [(labels, "%d" % result["passed"])],
+        "ollama_golden_threshold": [("", "%g" % result["threshold"])],
+        "ollama_golden_case_passed": [('%s,case="%s"' % (labels, _label(r["name"])), "1" if r["passed"] else "0")
+                                      for r in result["results"]],
+    }
+    lines = []
+    for name, text in METRICS:
+        lines += ["# HELP %s %s" % (name, text), "# TYPE %s gauge" % name]
+        lines += ["%s%s %s" % (name, "{%s}" % lab if lab else "", value) for lab, value in values[name]]
+    return "\n".join(lines) + "\n"
