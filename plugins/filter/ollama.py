@@ -201,6 +201,11 @@ def ollama_golden_cases(text):
     return data["cases"]
 
 
+def ollama_rollback_name(name):
+    """The name a serving model is kept under while upgrade.yml switches its node (names.rollback_name)."""
+    return names.rollback_name(name)
+
+
 def ollama_golden_metrics(result, model, digest):
     """The golden set's result as node exporter textfile lines (golden.metrics_text)."""
     return golden.metrics_text(result, model, digest)
@@ -232,4 +237,5 @@ class FilterModule:
             "ollama_golden_problems": ollama_golden_problems,
             "ollama_golden_cases": ollama_golden_cases,
             "ollama_golden_metrics": ollama_golden_metrics,
+            "ollama_rollback_name": ollama_rollback_name,
         }
