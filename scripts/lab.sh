@@ -32,7 +32,7 @@ build_fixtures() {
   python3 tests/ollama_standin/build_release.py --version "$version" --out ".cache/releases/$version" >/dev/null
   python3 tests/ollama_standin/build_model.py --name qwen3:4b --out .cache/models-bundle >/dev/null
   python3 tests/ollama_standin/build_model.py --name qwen3:4b-instruct-2507-q4_K_M --variant instruct \
-    --out .cache/models-bundle >/dev/null
+    --answers tests/golden/answers-good.json --out .cache/models-bundle >/dev/null
   # The front's CA, certificate and API key (kept once made), read by the lab overlay.
   .venv/bin/python scripts/lab_secrets.py .cache/lab >/dev/null
 }

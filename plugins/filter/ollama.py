@@ -14,7 +14,12 @@ __metaclass__ = type  # pylint: disable=invalid-name
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.ollama_fleet.fleet.plugins.module_utils import digests, names
+from ansible_collections.ollama_fleet.fleet.plugins.module_utils import digests, golden, names
+
+try:
+    import yaml
+except ImportError:  # pragma: no cover - Ansible itself needs PyYAML
+    yaml = None
 
 def ollama_api_url(bind_address, port=11434, scheme="http"):
     """``http://host:port`` for a node's own API (names.api_url)."""
@@ -171,6 +176,41 @@ def ollama_moved_pins(results):
     return moved
 
 
+def _golden_data(text):
+    """The parsed golden file, or (None, problem) when the text does not parse."""
+    if isinstance(text, dict):
+        return text, None
+    try:
+        return yaml.safe_load(str(text)), None
+    except yaml.YAMLError as exc:
+        return None, "does not parse as YAML: %s" % " ".join(str(exc).split())
+
+
+def ollama_golden_problems(text):
+    """What is wrong with a golden file's text (empty when usable; golden.problems)."""
+    data, problem = _golden_data(text)
+    return [problem] if problem else golden.problems(data)
+
+
+def ollama_golden_cases(text):
+    """The cases of a usable golden file's text, as the golden file writes them (golden.problems)."""
+    data, problem = _golden_data(text)
+    found = [problem] if problem else golden.problems(data)
+    if found:
+        raise AnsibleFilterError("ollama_golden_cases: " + "; ".join(found))
+    return data["cases"]
+
+
+def ollama_rollback_name(name):
+    """The name a serving model is kept under while upgrade.yml switches its node (names.rollback_name)."""
+    return names.rollback_name(name)
+
+
+def ollama_golden_metrics(result, model, digest):
+    """The golden set's result as node exporter textfile lines (golden.metrics_text)."""
+    return golden.metrics_text(result, model, digest)
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -194,4 +234,8 @@ class FilterModule:
             "ollama_manifest_url": ollama_manifest_url,
             "ollama_moved_pins": ollama_moved_pins,
             "ollama_pins": ollama_pins,
+            "ollama_golden_problems": ollama_golden_problems,
+            "ollama_golden_cases": ollama_golden_cases,
+            "ollama_golden_metrics": ollama_golden_metrics,
+            "ollama_rollback_name": ollama_rollback_name,
         }

@@ -124,6 +124,13 @@ def backup_name(name):
     return "ollama-models-backup/%s:%s" % (parse(name).model, hashlib.sha1(str(name).encode("utf-8")).hexdigest()[:12])
 
 
+def rollback_name(name):
+    """A name to keep a serving model's manifest under during a rolling upgrade, so that a node
+    whose switch fails can serve it again: ``ollama-fleet-rollback/<model>:<12 hex of the full
+    name>`` (not backup_name's: a pull's own backup is removed when the pull succeeds)."""
+    return "ollama-fleet-rollback/%s:%s" % (parse(name).model, hashlib.sha1(str(name).encode("utf-8")).hexdigest()[:12])
+
+
 def api_url(bind_address, port=11434, scheme="http"):
     """``http://host:port`` for a node's own API; a wildcard bind address is reached on loopback
     (unset or 0.0.0.0: 127.0.0.1; ``::``: ``[::1]``); an IPv6 address is bracketed."""

@@ -97,6 +97,30 @@ options:
     description: CA certificate file that an C(https) URL's certificate must chain to (empty = the system trust store).
     type: str
     default: ""
+  golden_cases:
+    description:
+      - The site's golden questions, the C(cases) of the golden file as the C(ollama_golden_cases) filter reads
+        them (items with C(name), C(question) or C(conversation), C(all_of), C(any_of), C(none_of); the format
+        is in C(plugins/module_utils/golden.py) and the ollama_verify role's README).
+      - After the timed requests each case is asked once, streamed, through O(model) with the model's own
+        parameters (only O(think) and O(keep_alive) are sent), and its visible answer is scored.
+      - The result's C(golden) holds the resolution rate (cases passed / cases) and every case's verdict;
+        a rate below O(golden_threshold), or below O(golden_baseline_rate) by more than O(golden_margin),
+        is a problem naming the failed cases. Empty asks nothing.
+    type: list
+    elements: dict
+    default: []
+  golden_threshold:
+    description: The lowest resolution rate that passes (0 to 1).
+    type: float
+    default: 0.85
+  golden_baseline_rate:
+    description: The old model's resolution rate on the same cases (a rolling upgrade's canary); none = no comparison.
+    type: float
+  golden_margin:
+    description: How far below O(golden_baseline_rate) the rate may be (0 to 1).
+    type: float
+    default: 0.05
 author: ollama-fleet
 """
 
@@ -132,6 +156,11 @@ import json
 import math
 import ssl
 import time
+
+try:
+    from ansible_collections.ollama_fleet.fleet.plugins.module_utils import golden
+except ImportError:  # loaded by path beside golden.py (roles/ollama_metrics on a node, scripts/capacity_ladder.py)
+    import golden  # pylint: disable=import-error
 
 try:
     from http.client import HTTPConnection, HTTPSConnection
@@ -191,7 +220,8 @@ def read_stream(lines, started, deadline, clock=time.perf_counter):
     or a deadline overrun.
     """
     seen = {"first_content_at": None, "first_thinking_at": None, "thinking_chunks": 0,
-            "content_chars": 0, "model": None, "done": None, "leaked_thinking": False}
+            "content_chars": 0, "model": None, "done": None, "leaked_thinking": False,
+            "content": "", "content_chunks": 0, "last_content_at": None}
     content_chunks = []  # (clock, text) of every chunk with content
     for raw in lines:
         now = clock()
@@ -235,10 +265,14 @@ def _visible_content(seen, content_chunks):
     """
     text = "".join(t for _, t in content_chunks)
     cut = text.rfind(THINK_END)
+    if content_chunks:
+        seen["last_content_at"] = content_chunks[-1][0]
     if cut < 0:
         if content_chunks:
             seen["first_content_at"] = content_chunks[0][0]
             seen["content_chars"] = len(text)
+            seen["content"] = text
+            seen["content_chunks"] = len(content_chunks)
         return
     cut += len(THINK_END)
     seen["leaked_thinking"] = True
@@ -252,8 +286,11 @@ def _visible_content(seen, content_chunks):
                     seen["first_thinking_at"] = at
             else:
                 seen["first_content_at"] = at
+        if seen["first_content_at"] is not None:
+            seen["content_chunks"] += 1
         offset = end
-    seen["content_chars"] = len(text[cut:].strip())
+    seen["content"] = text[cut:].strip()
+    seen["content_chars"] = len(seen["content"])
     if not seen["content_chars"]:
         seen["first_content_at"] = None
 
@@ -273,9 +310,11 @@ def _lines(response, sock_holder, deadline, clock):
 
 
 def probe_once(url, model, prompt, timeout_s, keep_alive="", num_predict=0, clock=time.perf_counter, think="false",
-               headers=None, ca_file=""):
-    """One streamed chat; returns a sample dict (error set on failure)."""
-    body = {"model": model, "messages": [{"role": "user", "content": prompt}], "stream": True}
+               headers=None, ca_file="", messages=None, keep_answer=False):
+    """One streamed chat (messages, or one user turn of prompt); returns a sample dict (error set on
+    failure). itl_s is the mean time between visible content chunks after the first (inter-token
+    latency); with keep_answer the visible answer text is kept as answer."""
+    body = {"model": model, "messages": messages or [{"role": "user", "content": prompt}], "stream": True}
     if think != "":
         body["think"] = think == "true"
     if keep_alive != "":
@@ -286,7 +325,10 @@ def probe_once(url, model, prompt, timeout_s, keep_alive="", num_predict=0, cloc
     started = clock()
     deadline = started + timeout_s
     sample = {"ttft_s": None, "total_s": None, "eval_count": None, "tokens_per_s": None, "error": None,
-              "first_thinking_s": None, "thinking_tokens": 0, "answered_by": None, "leaked_thinking": False}
+              "first_thinking_s": None, "thinking_tokens": 0, "answered_by": None, "leaked_thinking": False,
+              "itl_s": None}
+    if keep_answer:
+        sample["answer"] = None
     conn = None
     try:
         conn, prefix = _connection(url, timeout_s, ca_file)
@@ -310,6 +352,10 @@ def probe_once(url, model, prompt, timeout_s, keep_alive="", num_predict=0, cloc
             raise ProbeError("empty answer: no message.content in the stream")
         sample["ttft_s"] = seen["first_content_at"] - started
         sample["total_s"] = ended - started
+        if seen["content_chunks"] > 1:
+            sample["itl_s"] = (seen["last_content_at"] - seen["first_content_at"]) / (seen["content_chunks"] - 1)
+        if keep_answer:
+            sample["answer"] = seen["content"]
         done = seen["done"]
         count, duration = done.get("eval_count"), done.get("eval_duration")
         sample["eval_count"] = count
@@ -434,7 +480,21 @@ def judge(stats, ttft_p95_limit_s, timeout_s, require_gpu=False):
         problems.append("p95 time to first visible token %.3fs exceeds %.3fs" % (stats["ttft_p95_s"], ttft_p95_limit_s))
     if stats["total_max_s"] is not None and stats["total_max_s"] > timeout_s:
         problems.append("slowest request took %.3fs, over the %.1fs limit" % (stats["total_max_s"], timeout_s))
+    if stats.get("golden"):
+        problems += stats["golden"]["problems"]
     return problems
+
+
+def run_golden(params, headers=None, ca_file=""):
+    """Ask every golden case once through params["model"] and score the visible answers."""
+    results = []
+    for case in params["golden_cases"]:
+        sample = probe_once(params["url"], params["model"], "", params["timeout_s"], params["keep_alive"],
+                            params["num_predict"], think=params.get("think", "false"), headers=headers,
+                            ca_file=ca_file, messages=case["messages"], keep_answer=True)
+        results.append(golden.score(case, sample.get("answer"), sample["error"]))
+    return golden.summary(results, params["golden_threshold"], params.get("golden_baseline_rate"),
+                          params.get("golden_margin") or 0.0)
 
 
 def server_version(url, timeout_s, headers=None, ca_file=""):
@@ -463,6 +523,7 @@ def run(params):
                   # Behind a load balancer /api/ps shows some node, not the one that answered.
                   gpu=placement(params["url"], params["model"], params["timeout_s"]) if params["kind"] == "node" else None)
     result["processor"] = result["gpu"]["processor"] if result["gpu"] else "-"
+    result["golden"] = run_golden(params, headers, ca_file) if params.get("golden_cases") else None
     result["problems"] = judge(result, params["ttft_p95_limit_s"], params["timeout_s"], result["require_gpu"])
     return result
 
@@ -487,11 +548,22 @@ def main():
             require_gpu=dict(type="bool", default=False),
             headers=dict(type="dict", default={}, no_log=True),
             ca_file=dict(type="str", default=""),
+            golden_cases=dict(type="list", elements="dict", default=[]),
+            golden_threshold=dict(type="float", default=0.85),
+            golden_baseline_rate=dict(type="float"),
+            golden_margin=dict(type="float", default=0.05),
         ),
         supports_check_mode=True,
     )
     if module.params["requests"] < 1 or module.params["timeout_s"] <= 0 or module.params["ttft_p95_limit_s"] <= 0:
         module.fail_json(msg="requests must be >= 1, timeout_s and ttft_p95_limit_s > 0")
+    for key in ("golden_threshold", "golden_baseline_rate", "golden_margin"):
+        if module.params[key] is not None and not 0 <= module.params[key] <= 1:
+            module.fail_json(msg="%s must be between 0 and 1, got %s" % (key, module.params[key]))
+    try:
+        module.params["golden_cases"] = golden.normalize({"cases": module.params["golden_cases"]}) if module.params["golden_cases"] else []
+    except ValueError as exc:
+        module.fail_json(msg="golden_cases: %s" % exc)
     module.exit_json(changed=False, probe=run(module.params))
 
 

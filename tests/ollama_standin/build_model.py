@@ -2,13 +2,17 @@
 """Build a synthetic model for the ollama STAND-IN (a test fixture: no weights, no inference).
 
     python3 tests/ollama_standin/build_model.py --name qwen3:4b --out MODELS_DIR [--size BYTES] [--seed S]
-                                                [--variant thinking|instruct]
+                                                [--variant thinking|instruct] [--answers FILE]
 
 Writes an Ollama model store entry (OLLAMA_MODELS layout):
     MODELS_DIR/manifests/<host>/<namespace>/<model>/<tag>
     MODELS_DIR/blobs/sha256-<hex>   model (GGUF metadata + filler), template, license, params, config
 The model blob is a GGUF v3 file with qwen3 metadata (4.0B parameters, Q4_K_M) and no tensors,
 padded with deterministic pseudo-random bytes up to --size (streamed, never held in memory).
+--answers FILE bakes an answer table (a JSON list of [regex, answer]) into the GGUF metadata
+(`standin.answers`): those weights answer a prompt the table knows with its text, so a "good" and a
+"bad" model differ on a golden set while the HTTP API stays Ollama's. A variant built FROM such a
+model answers from the same weights (its model layer is the base's blob).
 Output: line 1 = manifest digest (sha256 of the manifest file); line 2 = a JSON summary.
 Same arguments -> same bytes -> same digest.
 """
@@ -17,6 +21,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import sys
 from typing import Any, Dict, List, Tuple
 
@@ -51,11 +56,14 @@ LICENSE = "Synthetic license text of an ollama stand-in test model.\nThis is not
 PARAMS = {"repeat_penalty": 1, "stop": ["<|im_start|>", "<|im_end|>"], "temperature": 0.6, "top_k": 20, "top_p": 0.95}
 
 
-def metadata(family: str, param_count: int, seed: str, variant: str = "thinking") -> List[Tuple[str, gguf.TypedValue]]:
+def metadata(family: str, param_count: int, seed: str, variant: str = "thinking",
+             answers: str = "") -> List[Tuple[str, gguf.TypedValue]]:
     a = family
     # The default (thinking) build keeps its original bytes, so existing pins stay valid.
     label = "seed %s" % seed if variant == "thinking" else "seed %s, %s" % (seed, variant)
     tokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>", "hello", "world", "stand", "in"]
+    # Without --answers nothing is added: existing pins keep their bytes.
+    learned = [("standin.answers", (gguf.T_STRING, answers))] if answers else []
     return [
         ("general.architecture", (gguf.T_STRING, a)),
         ("general.type", (gguf.T_STRING, "model")),
@@ -80,7 +88,7 @@ def metadata(family: str, param_count: int, seed: str, variant: str = "thinking"
         ("tokenizer.ggml.token_type", (gguf.T_ARRAY, (gguf.T_INT32, [3, 3, 3, 4, 4, 1, 1, 1, 1]))),
         ("tokenizer.ggml.eos_token_id", (gguf.T_UINT32, 2)),
         ("tokenizer.ggml.padding_token_id", (gguf.T_UINT32, 0)),
-    ]
+    ] + learned
 
 
 class BlobWriter:
@@ -123,14 +131,29 @@ def write_model_blob(blobs_dir: str, header: bytes, size: int, seed: str) -> Dic
     return w.close(MT_MODEL)
 
 
+def load_answers(path: str) -> str:
+    """The answer table of --answers FILE as compact JSON, checked: a list of [regex, answer]."""
+    with open(path, encoding="utf-8") as f:
+        table = json.load(f)
+    if not isinstance(table, list) or not all(
+            isinstance(row, list) and len(row) == 2 and all(isinstance(x, str) and x for x in row) for row in table):
+        raise SystemExit("build_model.py: %s must be a JSON list of [regex, answer] pairs of strings" % path)
+    for pattern, _ in table:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise SystemExit("build_model.py: %s: %r is not a regular expression: %s" % (path, pattern, exc))
+    return json.dumps(table, separators=(",", ":"), ensure_ascii=False)
+
+
 def build(name_text: str, out: str, size: int, seed: str, family: str, param_count: int,
-          variant: str = "thinking") -> Tuple[str, Dict[str, Any]]:
+          variant: str = "thinking", answers: str = "") -> Tuple[str, Dict[str, Any]]:
     name = names.parse(name_text)
     if not name.is_valid():
         raise SystemExit("build_model.py: invalid model name %r" % name_text)
     blobs = os.path.join(out, "blobs")
     os.makedirs(blobs, exist_ok=True)
-    header = gguf.encode_header(metadata(family, param_count, seed, variant))
+    header = gguf.encode_header(metadata(family, param_count, seed, variant, answers))
     layers = [
         write_model_blob(blobs, header, max(size, len(header)), seed),
         write_blob(blobs, TEMPLATES[variant].encode(), MT_TEMPLATE),
@@ -178,8 +201,12 @@ def main() -> int:
     ap.add_argument("--parameter-count", type=int, default=4022468096, help="general.parameter_count (default 4.0B)")
     ap.add_argument("--variant", choices=sorted(TEMPLATES), default="thinking",
                     help="thinking (default: reasons before every answer, like qwen3:4b) or instruct (answers at once)")
+    ap.add_argument("--answers", default="",
+                    help="JSON file: a list of [regex, answer] baked into the weights (the model answers a matching prompt with it)")
     args = ap.parse_args()
-    digest, summary = build(args.name, args.out, args.size, args.seed, args.family, args.parameter_count, args.variant)
+    answers = load_answers(args.answers) if args.answers else ""
+    digest, summary = build(args.name, args.out, args.size, args.seed, args.family, args.parameter_count, args.variant,
+                            answers)
     print(digest)
     print(json.dumps(summary, sort_keys=True))
     return 0

@@ -1,6 +1,7 @@
 """The Grafana dashboard (roles/prometheus/files/ollama-fleet-dashboard.json) is importable as is
 (plain JSON, a data-source input, unique panel ids) and every panel's query names only metrics
-that something in the fleet produces: the nodes' probe script, keepalived's notify script, the
+that something in the fleet produces: the nodes' probe script, the golden result ollama_verify
+writes, keepalived's notify script, the
 alert rules, node exporter, HAProxy's exporter or Prometheus itself; so does every alert rule."""
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def produced() -> set[str]:
     script = (ROOT / "roles/ollama_metrics/files/ollama_metrics.py").read_text()
     notify = (ROOT / "roles/keepalived/templates/keepalived-state-metric.j2").read_text()
     rules = (ROOT / "roles/prometheus/templates/ollama-fleet.rules.yml.j2").read_text()
-    names = set(re.findall(r'"(ollama_[a-z_]+)"', script)) | set(re.findall(r"\b(keepalived_vrrp_[a-z_]+)\{", notify))
+    golden = (ROOT / "plugins/module_utils/golden.py").read_text()  # ollama_verify's golden textfile
+    names = set(re.findall(r'"(ollama_[a-z_]+)"', script + golden)) | set(re.findall(r"\b(keepalived_vrrp_[a-z_]+)\{", notify))
     names |= set(re.findall(r"^\s*- record: (\S+)", rules, re.M))
     return names | HAPROXY | OTHERS
 

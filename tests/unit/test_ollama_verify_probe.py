@@ -290,6 +290,7 @@ class Server:
             subprocess.run([sys.executable, os.path.join(STANDIN, "build_model.py"), *extra, "--out", str(tmp / "models")],
                            check=True, capture_output=True)
         self.control = str(tmp / "control.json")
+        self.models_dir = str(tmp / "models")
         self.url = "http://127.0.0.1:%d" % free_port()
         env = dict(os.environ, OLLAMA_HOST=self.url[7:], OLLAMA_MODELS=str(tmp / "models"),
                    OLLAMA_STANDIN_CONTROL=self.control, HOME=str(tmp))

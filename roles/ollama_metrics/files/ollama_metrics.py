@@ -30,6 +30,8 @@ REPO = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
 
 # name -> where the role installs it (next to this file), then where it lives in a checkout.
 SHARED = {
+    # The probe imports golden.py (found in sys.modules, registered first by collect()).
+    "golden": ("golden.py", "plugins/module_utils/golden.py"),
     "ollama_verify_probe": ("ollama_verify_probe.py", "plugins/modules/ollama_verify_probe.py"),
     "names": ("names.py", "plugins/module_utils/names.py"),
     # digests.py imports names.py (found in sys.modules, registered first).
@@ -122,6 +124,7 @@ def parse_time(text):
 
 def collect(config, clock=time.time):
     """Everything the metrics file reports, as plain data (render() formats it)."""
+    shared("golden")
     probe = shared("ollama_verify_probe")
     names = shared("names")
     digests = shared("digests")

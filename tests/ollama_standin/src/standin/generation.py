@@ -1,7 +1,9 @@
 """Deterministic fake generation.  No inference happens: the text says so."""
 
 import hashlib
-from typing import Any, Dict, List
+import json
+import re
+from typing import Any, Dict, List, Optional, Tuple
 
 _WORDS = (
     "alpha bravo charlie delta echo foxtrot golf hotel india juliett kilo lima mike "
@@ -18,10 +20,40 @@ def count_tokens(text: str) -> int:
     return sum(1 + len(word) // 8 for word in text.split())
 
 
-def tokens(model: str, prompt: str, system: str, options: Dict[str, Any], weights: str = "") -> List[str]:
+ANSWERS_KEY = "standin.answers"
+
+
+def answer_table(kv: Dict[str, Any]) -> List[Tuple[str, str]]:
+    """The answer table baked into a model's weights (build_model.py --answers): GGUF metadata
+    `standin.answers`, a JSON list of [regex, answer]. Empty when absent or unusable."""
+    raw = kv.get(ANSWERS_KEY)
+    if not isinstance(raw, str):
+        return []
+    try:
+        table = json.loads(raw)
+    except ValueError:
+        return []
+    return [(str(row[0]), str(row[1])) for row in table if isinstance(row, list) and len(row) == 2]
+
+
+def learned_answer(table: List[Tuple[str, str]], prompt: str) -> Optional[str]:
+    """What the weights 'know' for this prompt: the answer of the first row whose regex is found
+    (case-insensitive) in the conversation text; None when no row matches."""
+    for pattern, answer in table:
+        try:
+            if re.search(pattern, prompt, re.IGNORECASE):
+                return answer
+        except re.error:
+            continue
+    return None
+
+
+def tokens(model: str, prompt: str, system: str, options: Dict[str, Any], weights: str = "",
+           answers: Optional[List[Tuple[str, str]]] = None) -> List[str]:
     """The full deterministic token sequence for a request, before num_predict/stop. As with a real
     model, the answer depends on the weights (the model blob's name, its digest): the same name
-    and prompt at another pinned digest answers differently."""
+    and prompt at another pinned digest answers differently. Weights built with an answer table
+    answer a prompt the table knows with its text (after the same stand-in header)."""
     seed = "%s\0%s\0%s\0%s\0%s" % (model, system, prompt, options.get("seed", ""), weights)
     digest = hashlib.sha256(seed.encode("utf-8")).digest()
     header = [
@@ -32,6 +64,9 @@ def tokens(model: str, prompt: str, system: str, options: Dict[str, Any], weight
         "prompt=%s" % short_hash(prompt),
         ":",
     ]
+    learned = learned_answer(answers or [], prompt)
+    if learned is not None:
+        return header + [" " + word for word in learned.split()]
     body_len = 8 + digest[0] % 17
     body = [" " + _WORDS[digest[(i % 31) + 1] % len(_WORDS)] for i in range(body_len)]
     return header + body + ["."]

@@ -735,7 +735,8 @@ def run_inference(h: Handler, req: Dict[str, Any], kind: str, path: str, emit: O
         if isinstance(options.get("num_predict"), (int, float)) and options["num_predict"] >= 0:
             thoughts = thoughts[: int(options["num_predict"])]
             budget["num_predict"] = int(options["num_predict"]) - len(thoughts)
-        seq = generation.tokens(model.short_name, prompt, system, options, os.path.basename(model.model_path))
+        seq = generation.tokens(model.short_name, prompt, system, options, os.path.basename(model.model_path),
+                                generation.answer_table(model.kv()))
         toks, done_reason = generation.limit(seq, budget)
         if req.get("format"):
             toks = [json.dumps({"ollama_standin": "".join(toks)}, ensure_ascii=False)]
