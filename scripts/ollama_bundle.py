@@ -212,6 +212,7 @@ class Builder:
                 continue
             url = self.registry_url(names.manifest_url(name))
             raw = registry.fetch_manifest(url, timeout=self.args.timeout)
+            self.fetched += len(raw)
             got = digests.sha256_bytes(raw)
             if got != want:
                 refused.append("%s: the registry's manifest (%s) has sha256:%s, the pin is sha256:%s: the tag moved upstream. "

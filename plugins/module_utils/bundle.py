@@ -67,14 +67,32 @@ def release_dir(version):
     return "%s/%s" % (RELEASE_DIR, version)
 
 
+def store_manifest(name):
+    """``manifests/<host>/<ns>/<model>/<tag>``: a model's manifest in an OLLAMA_MODELS directory."""
+    return "manifests/" + names.manifest_path(name)
+
+
+def store_blob(digest):
+    """``blobs/sha256-<hex>``: a blob in an OLLAMA_MODELS directory."""
+    return "blobs/" + digests.blob_filename(digest)
+
+
 def manifest_file(name):
     """``models/manifests/<host>/<ns>/<model>/<tag>``: a model's manifest in a bundle (relative)."""
-    return "%s/manifests/%s" % (MODELS_DIR, names.manifest_path(name))
+    return "%s/%s" % (MODELS_DIR, store_manifest(name))
 
 
 def blob_file(digest):
     """``models/blobs/sha256-<hex>``: a blob in a bundle (relative)."""
-    return "%s/blobs/%s" % (MODELS_DIR, digests.blob_filename(digest))
+    return "%s/%s" % (MODELS_DIR, store_blob(digest))
+
+
+def artifacts_path(root, what, version=None):
+    """Where a site's bundle ``root`` holds ``what``: ``release`` (of ``version``), ``models`` or ``lock``."""
+    relative = {"release": release_dir(version) if version else None, "models": MODELS_DIR, "lock": LOCK_NAME}.get(what)
+    if relative is None:
+        raise ValueError("artifacts_path: %r (with version %r) is not release (with a version), models or lock" % (what, version))
+    return "%s/%s" % (str(root).rstrip("/"), relative)
 
 
 def join(root, relative):
