@@ -461,7 +461,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     ansible_args = [f"--vault-password-file={f}" for f in args.vault_password_file] + [f"--vault-id={v}" for v in args.vault_id]
     try:
+        started = time.monotonic()
         pins = read_pins(args.inventory, ansible_args)
+        say("pins: read from %s in %.1f s" % (args.inventory, time.monotonic() - started))
         if args.command == "build":
             return Builder(args, pins).run()
         if args.command == "unpack":
