@@ -14,7 +14,7 @@ __metaclass__ = type  # pylint: disable=invalid-name
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.ollama_fleet.fleet.plugins.module_utils import digests, golden, names
+from ansible_collections.ollama_fleet.fleet.plugins.module_utils import bundle, digests, golden, names
 
 try:
     import yaml
@@ -52,6 +52,29 @@ def ollama_blob_filename(digest):
 def ollama_manifest_path(name):
     """``host/namespace/model/tag``: the manifest's path under a store's or bundle's manifests/."""
     return names.manifest_path(name)
+
+
+def ollama_bundle_manifest(models_dir, name):
+    """``<models_dir>/manifests/<host>/<ns>/<model>/<tag>``: a model's manifest in an OLLAMA_MODELS directory (bundle.store_manifest)."""
+    return "%s/%s" % (str(models_dir).rstrip("/"), bundle.store_manifest(name))
+
+
+def ollama_bundle_blob(models_dir, digest):
+    """``<models_dir>/blobs/sha256-<hex>``: a blob in an OLLAMA_MODELS directory (bundle.store_blob)."""
+    return "%s/%s" % (str(models_dir).rstrip("/"), bundle.store_blob(digest))
+
+
+def ollama_artifacts(root, what, version=None):
+    """A site bundle's ``release`` directory (of ``version``), ``models`` directory or ``lock`` (bundle.artifacts_path)."""
+    try:
+        return bundle.artifacts_path(root, what, version)
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc))
+
+
+def ollama_release_archive(version, arch):
+    """``ollama-linux-<arch>.tar.zst`` (0.14.0 on) or ``.tgz``: the archive Ollama publishes (bundle.release_archive)."""
+    return bundle.release_archive(version, arch)
 
 
 def ollama_registry_path(name):
@@ -238,4 +261,8 @@ class FilterModule:
             "ollama_golden_cases": ollama_golden_cases,
             "ollama_golden_metrics": ollama_golden_metrics,
             "ollama_rollback_name": ollama_rollback_name,
+            "ollama_bundle_manifest": ollama_bundle_manifest,
+            "ollama_bundle_blob": ollama_bundle_blob,
+            "ollama_artifacts": ollama_artifacts,
+            "ollama_release_archive": ollama_release_archive,
         }

@@ -7,6 +7,8 @@ import os
 import pathlib
 import subprocess
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
@@ -48,7 +50,7 @@ def test_only_host_packages_installs_host_packages():
         assert "apt-get install" not in path.read_text(), f"{path.relative_to(ROOT)} installs packages itself"
 
 
-PRESENT = {name: "exit 0" for name in ("dockerd", "iptables", "debootstrap", "ssh", "ssh-keygen")}
+PRESENT = {name: "exit 0" for name in ("dockerd", "iptables", "debootstrap", "ssh", "ssh-keygen", "nginx")}
 
 
 def promtool_stubs(tmp_path: pathlib.Path, log: pathlib.Path) -> pathlib.Path:
@@ -101,3 +103,54 @@ def test_test_sh_installs_host_packages_before_the_unit_tests():
     text = (ROOT / "scripts/test.sh").read_text()
     assert "if want molecule || want unit; then\n  stage host scripts/host-packages.sh" in text
     assert text.index("stage host scripts/host-packages.sh") < text.index("want unit && stage unit unit")
+
+
+def nginx_stubs(tmp_path: pathlib.Path, log: pathlib.Path) -> pathlib.Path:
+    """Every host package and promtool present, nginx not; apt-get logs its calls and `download`
+    leaves a .deb per package; dpkg-deb gives a data archive with the binary, mime.types and a
+    systemd unit (which must not be kept)."""
+    present = {k: v for k, v in PRESENT.items() if k != "nginx"}
+    return stub_bin(
+        tmp_path,
+        **present,
+        promtool="exit 0",
+        **{"apt-get": f'echo apt-get "$@" >>{log}; [[ $2 == download ]] && for p in "${{@:3}}"; do touch "$p"_1.22.1_all.deb; done; exit 0',
+           "dpkg-deb": f'echo dpkg-deb "$@" >>{log}; [[ -f $2 ]] || exit 1; d=$(mktemp -d); mkdir -p "$d/usr/sbin" "$d/etc/nginx" "$d/lib/systemd/system";'
+                       ' printf "#!/bin/sh\\necho nginx stub\\n" >"$d/usr/sbin/nginx"; chmod +x "$d/usr/sbin/nginx"; echo "types {}" >"$d/etc/nginx/mime.types";'
+                       ' touch "$d/lib/systemd/system/nginx.service"; tar -C "$d" -c ./usr ./etc ./lib; rm -rf "$d"'},
+    )
+
+
+def test_nginx_is_extracted_once_from_debians_packages_never_installed(tmp_path):
+    log = tmp_path / "calls"
+    cache, temp = tmp_path / "cache", tmp_path / "var-lib-nginx"
+    bin_dir = nginx_stubs(tmp_path, log)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(tmp_path), "OLLAMA_FLEET_CACHE": str(cache), "OLLAMA_FLEET_NGINX_TEMP": str(temp)}
+    run = subprocess.run(["bash", "scripts/host-packages.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    calls = log.read_text().splitlines()
+    assert calls[0] == "apt-get update -qq"
+    assert "apt-get -qq download nginx nginx-common" in calls
+    assert not [c for c in calls if c.startswith("apt-get install")], calls
+    tool = cache / "nginx" / "usr" / "sbin" / "nginx"
+    assert os.access(tool, os.X_OK) and subprocess.run([str(tool)], capture_output=True, text=True).stdout == "nginx stub\n"
+    assert (cache / "nginx" / "etc" / "nginx" / "mime.types").read_text() == "types {}\n"
+    assert not list(cache.rglob("nginx.service")), "no service is kept"
+    assert sorted(p.name for p in temp.iterdir()) == ["body", "fastcgi", "proxy", "scgi", "uwsgi"]
+    # Present now: a second run asks apt nothing.
+    log.unlink()
+    again = subprocess.run(["bash", "scripts/host-packages.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert not log.exists(), log.read_text()
+
+
+def test_nginx_tests_fail_under_ci_without_nginx(tmp_path):
+    """The mirror's nginx tests skip on a developer's machine without nginx, and fail under CI."""
+    test = "tests/unit/test_ollama_mirror.py::test_broken_config_is_refused_by_the_validate_command"
+    env = {**os.environ, "OLLAMA_FLEET_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    runs = {ci: subprocess.run([str(ROOT / ".venv/bin/pytest"), "-p", "no:cacheprovider", "-q", test],
+                               cwd=ROOT, env={**env, "CI": ci}, capture_output=True, text=True, timeout=600) for ci in ("", "true")}
+    if os.access("/usr/sbin/nginx", os.X_OK):
+        pytest.skip("nginx is installed system-wide here: both runs would find it")
+    assert runs[""].returncode == 0 and "1 skipped" in runs[""].stdout, runs[""].stdout[-2000:]
+    assert runs["true"].returncode != 0 and "run scripts/host-packages.sh" in runs["true"].stdout, runs["true"].stdout[-2000:]

@@ -27,7 +27,7 @@ GROUPS = ("all", "ollama_nodes", "lb_nodes", "monitoring_nodes", "mirror_nodes")
 # releases the lab builds itself. No monitoring
 # setting (interval, threshold) is here: the lab's Prometheus runs with the production example's.
 LAB_MAY_SET = {
-    "ollama_mirror_releases", "ollama_mirror_models", "firewall_mirror_sources",
+    "ollama_mirror_releases", "ollama_mirror_models", "ollama_mirror_bundle_lock", "firewall_mirror_sources",
     "lab_cache", "firewall_admin_sources", "firewall_client_sources", "firewall_lb_sources", "firewall_monitoring_sources",
     "ollama_source", "ollama_controller_dir", "ollama_release_pins", "ollama_models_list", "ollama_start_timeout",
     "keepalived_vip_cidr", "firewall_extra_rules", "haproxy_tls_certificate_file", "haproxy_tls_key_file",
@@ -89,6 +89,7 @@ def test_production_preflight_passes_with_a_site_mirror(tmp_path):
     (site / "artifacts/ollama/0.33.0").mkdir(parents=True)
     (site / "artifacts/ollama/0.33.0/sha256sum.txt").write_text("")
     (site / "artifacts/models/manifests").mkdir(parents=True)
+    (site / "artifacts/bundle.lock.json").write_text("{}")  # preflight checks it exists; the mirror role checks the bundle
     (site / "show.yml").write_text(yaml.safe_dump([{"hosts": "gpu01.example.internal:lb02.example.internal", "gather_facts": False,
                                                      "tasks": [{"ansible.builtin.debug": {"msg": "{{ {'source': ollama_source | default(''), "
                                                                 "'url': ollama_mirror_url | default(''), 'models': ollama_models_list | default([]), "
