@@ -32,6 +32,8 @@ LAB_MAY_SET = {
     "ollama_source", "ollama_controller_dir", "ollama_release_pins", "ollama_models_list", "ollama_start_timeout",
     "keepalived_vip_cidr", "firewall_extra_rules", "haproxy_tls_certificate_file", "haproxy_tls_key_file",
     "haproxy_tls_ca_file", "haproxy_api_keys",
+    # Where the golden set is (the production example's, linked): Molecule's inventories are elsewhere.
+    "ollama_verify_golden_file",
 }
 
 

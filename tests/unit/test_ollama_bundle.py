@@ -34,6 +34,8 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 STANDIN = ROOT / "tests" / "ollama_standin"
+# The lab's variant base carries the golden answers in its weights (the lab pins that build).
+GOOD_ANSWERS = ROOT / "tests" / "golden" / "answers-good.json"
 SCRIPT = ROOT / "scripts" / "ollama_bundle.py"
 LAB = ROOT / "inventories" / "lab"
 VERSION = "0.33.0"
@@ -103,13 +105,13 @@ def site(path: pathlib.Path, models: list[dict], release_pins: dict | None) -> p
 
 @pytest.fixture(scope="module")
 def lab_upstream(tmp_path_factory):
-    """The lab's two models as build_model.py makes them (the lab pins their digests) and the
+    """The lab's two models as build_model.py makes them (the lab pins their digests; the base with the good answers) and the
     release the lab pins (its sha256sum.txt, through OLLAMA_FLEET_RELEASE_DIR)."""
     work = tmp_path_factory.mktemp("lab_upstream")
     releases, models = work / "releases", work / "models"
     script("build_release.py", "--version", VERSION, "--out", str(releases / VERSION))
     script("build_model.py", "--name", THINKING, "--variant", "thinking", "--out", str(models))
-    script("build_model.py", "--name", INSTRUCT, "--variant", "instruct", "--out", str(models))
+    script("build_model.py", "--name", INSTRUCT, "--variant", "instruct", "--answers", str(GOOD_ANSWERS), "--out", str(models))
     up = Upstream(work, models, releases / VERSION)
     yield {"upstream": up, "env": {"OLLAMA_FLEET_RELEASE_DIR": str(releases)}, "work": work, "models": models}
     up.stop()
@@ -194,7 +196,7 @@ def test_moved_tag_is_refused_before_any_blob(lab_upstream, tmp_path):
     """Upstream's qwen3:4b now points at other weights (another seed): the lab's pin no longer matches."""
     moved = tmp_path / "moved-models"
     script("build_model.py", "--name", THINKING, "--variant", "thinking", "--seed", "moved", "--out", str(moved))
-    script("build_model.py", "--name", INSTRUCT, "--variant", "instruct", "--out", str(moved))
+    script("build_model.py", "--name", INSTRUCT, "--variant", "instruct", "--answers", str(GOOD_ANSWERS), "--out", str(moved))
     up = Upstream(tmp_path, moved, lab_upstream["work"] / "releases" / VERSION)
     try:
         run = bundle_cmd("build", "-i", str(LAB), "--out", str(tmp_path / "artifacts"), env=lab_upstream["env"], upstream=up)
