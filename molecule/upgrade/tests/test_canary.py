@@ -54,6 +54,12 @@ def pins(bundle: pathlib.Path | None) -> tuple[list[dict], str]:
             for pin in LAB["ollama_models_list"]], digest
 
 
+def flat(out: str) -> str:
+    """The run's output with every run of whitespace one space: the YAML callback folds a long
+    message over several lines."""
+    return " ".join(out.split())
+
+
 def tags(name: str) -> dict[str, str]:
     """{model: digest} of /api/tags on the node itself."""
     body = json.loads(sudo(name, f"curl -sf http://{NODES[name]}:11434/api/tags"))
@@ -84,6 +90,7 @@ def test_a_digest_that_fails_the_golden_set_stops_at_the_canary():
     rc, out, load, monitor, wall = roll(*GOLDEN, "-e", json.dumps({"ollama_models_list": bad_pins}))
     report("roll to a digest that fails the golden set (gate on)", load, monitor, wall)
     assert rc != 0, out[-4000:]
+    out = flat(out)
     # The old model was asked first, on a node still serving it; the canary then failed, naming cases.
     assert "Golden questions before the roll" in out and "resolution rate 0.90" in out, out[-4000:]
     assert f"Upgrade stopped at {first}" in out and "is back in rotation" in out, out[-4000:]
@@ -118,6 +125,7 @@ def test_a_digest_that_passes_the_golden_set_goes_through():
     rc, out, load, monitor, wall = roll(*GOLDEN, "-e", json.dumps({"ollama_models_list": good_pins}))
     report("roll to a digest that passes the golden set (gate on)", load, monitor, wall)
     assert rc == 0, out[-4000:]
+    out = flat(out)
     assert "Golden questions before the roll" in out and "resolution rate 0.40" in out  # the old (bad) model
     assert out.count("golden questions 9/10, resolution rate 0.90") >= len(NODES)
     assert {tags(name)[BASE] for name in NODES} == {good}
